@@ -1,0 +1,26 @@
+"""pyro-gmvae: deep generative clustering with Gaussian-mixture VAEs on Pyro.
+
+Implements VaDE (Jiang et al. 2017, arXiv:1611.05148) and GMVAE (Dilokthanakul et al. 2016,
+arXiv:1611.02648) as Pyro model functions whose cluster variables are enumerated and summed out
+exactly by ``TraceEnum_ELBO``, with amortized guides, a free-bits effect handler, and exact
+enumerated marginal-likelihood evaluation.
+"""
+
+from .config import ModelConfig, TrainConfig
+from .data import Dataset, from_tensor, load_dataset
+from .errors import CheckpointError, ConfigError, DataError, DeviceError, GMVAEError, TrainingError
+from .evaluation.metrics import clustering_scores, hungarian_accuracy, many_to_one_accuracy
+from .evaluation.responsibilities import cluster_marginals, predict, responsibilities
+from .inference import GUIDES, AmortizedGuide, FreeBitsMessenger, free_bits, make_elbo
+from .inference.training import Trainer
+from .models import MODELS, PRIORS, ClusterModel, Decoder, build, register_model, register_prior
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ModelConfig", "TrainConfig", "Dataset", "from_tensor", "load_dataset", "GMVAEError", "ConfigError",
+    "DataError", "CheckpointError", "DeviceError", "TrainingError", "clustering_scores", "hungarian_accuracy",
+    "many_to_one_accuracy", "cluster_marginals", "predict", "responsibilities", "GUIDES", "AmortizedGuide",
+    "FreeBitsMessenger", "free_bits", "make_elbo", "Trainer", "MODELS", "PRIORS", "ClusterModel", "Decoder",
+    "build", "register_model", "register_prior",
+]

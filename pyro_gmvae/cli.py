@@ -1,0 +1,222 @@
+"""The ``pyro-gmvae`` command line: ``train``, ``evaluate``, ``sample`` and ``plot``.
+
+Every flag maps onto a field of :class:`~pyro_gmvae.config.ModelConfig` or
+:class:`~pyro_gmvae.config.TrainConfig`. Defaults come in three layers: the library's defaults,
+then the dataset's (``DATASET_DEFAULTS``), then a ``--preset``; a flag given on the command line
+always wins.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import GMVAEError
+
+DATASET_DEFAULTS = {
+    # the embedded default: VaDE with the paper's networks, short enough for 2 CPU cores
+    "digits": dict(network="vade", latent_dim=10, epochs=30, batch_size=100, pretrain_epochs=30),
+    "synthetic": dict(network="toy", latent_dim=2, noise_dim=2, epochs=30, batch_size=200, lr=2e-3,
+                      pretrain_epochs=20),
+    "mnist": dict(network="vade", latent_dim=10),
+    "fashion-mnist": dict(network="vade", latent_dim=10),
+    "svhn": dict(network="conv", latent_dim=10),
+    "file": dict(network="small", latent_dim=10),
+}
+
+#: The papers' optimisation settings (../shared/PAPERS.md). Any flag overrides them.
+PRESETS = {
+    "vade-mnist": dict(model="vade", dataset="mnist", network="vade", num_clusters=10, latent_dim=10,
+                       batch_size=100, lr=2e-3, lr_decay=0.9, lr_decay_every=10, min_lr=2e-4, adam_eps=1e-4,
+                       epochs=300, pretrain_epochs=50),
+    "gmvae-mnist": dict(model="gmvae", dataset="mnist", network="conv", num_clusters=16, latent_dim=200,
+                        noise_dim=150, prior_hidden_dim=500, batch_size=50, lr=1e-4, lr_decay=1.0,
+                        epochs=100, num_particles=1, free_bits=0.5, likelihood="bernoulli"),
+    "gmvae-synthetic": dict(model="gmvae", dataset="synthetic", network="toy", num_clusters=5, latent_dim=2,
+                            noise_dim=2, prior_hidden_dim=100, batch_size=200, lr=2e-3, epochs=60,
+                            likelihood="normal", free_bits=0.5),
+}
+
+MODEL_FIELDS = ("model", "num_clusters", "latent_dim", "noise_dim", "prior_hidden_dim", "prior", "guide",
+                "likelihood", "network")
+TRAIN_FIELDS = ("epochs", "batch_size", "lr", "lr_decay", "lr_decay_every", "min_lr", "adam_eps",
+                "num_particles", "jit", "seed", "pretrain_epochs", "pretrain_lr", "free_bits", "free_bits_site",
+                "free_bits_group", "device")
+DATA_FIELDS = ("dataset", "data_dir", "data_path", "split", "num_datapoints")
+
+
+def _add_data_flags(p, with_dataset=True):
+    from .data import DATASETS
+
+    if with_dataset:
+        p.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (default digits: embedded, no download)")
+        p.add_argument("--data-dir", help="folder with the IDX files of mnist/fashion-mnist (.gz or not), "
+                                          "or the torchvision root for svhn; read offline")
+        p.add_argument("--data-path", help="a .npy (array x) or .npz (x, optional labels y) file for --dataset file")
+        p.add_argument("--num-datapoints", type=int, help="use a seeded random subset of this many datapoints")
+        p.add_argument("--download", action="store_true", help="let torchvision download mnist/fashion-mnist/svhn")
+    p.add_argument("--split", choices=["train", "test", "all"], help="which part of the dataset (default all)")
+    p.add_argument("--device", help="cpu (default) or cuda")
+
+
+def build_parser():
+    from .inference.amortized import GUIDES
+    from .models import MODELS, PRIORS
+    from .nn import NETWORK_PRESETS
+
+    parser = argparse.ArgumentParser(prog="pyro-gmvae", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model into a run folder",
+                       description="Train VaDE, GMVAE or the VAE baseline with SVI and TraceEnum_ELBO; writes "
+                                   "config.json, metrics.jsonl and checkpoint.pt into --out.")
+    t.add_argument("--preset", help=f"the papers' settings: {', '.join(PRESETS)} (flags override)")
+    t.add_argument("--model", help=f"one of {', '.join(MODELS)} (default vade)")
+    _add_data_flags(t)
+    t.add_argument("--num-clusters", type=int, help="K, the number of clusters (default: the number of classes, or 10)")
+    t.add_argument("--latent-dim", type=int, help="size of the continuous latent z")
+    t.add_argument("--noise-dim", type=int, help="size of GMVAE's w (default: latent dim)")
+    t.add_argument("--prior-hidden-dim", type=int, help="hidden units of GMVAE's prior net (default 100)")
+    t.add_argument("--prior", help=f"swap the prior: {', '.join(PRIORS)} (default: the model's own)")
+    t.add_argument("--guide", help=f"guide family: {', '.join(GUIDES)} (default diagonal)")
+    t.add_argument("--likelihood", choices=["bernoulli", "normal"], help="default: the dataset's")
+    t.add_argument("--network", help=f"network preset: {', '.join(NETWORK_PRESETS)}")
+    t.add_argument("--epochs", type=int, help="training epochs (after pretraining)")
+    t.add_argument("--batch-size", type=int, help="minibatch size")
+    t.add_argument("--lr", type=float, help="Adam learning rate")
+    t.add_argument("--lr-decay", type=float, help="multiply the learning rate by this every --lr-decay-every epochs")
+    t.add_argument("--lr-decay-every", type=int, help="epochs between learning-rate decays (default 10)")
+    t.add_argument("--min-lr", type=float, help="floor of the decayed learning rate (default 2e-4)")
+    t.add_argument("--adam-eps", type=float, help="Adam's epsilon (default 1e-4, as VaDE)")
+    t.add_argument("--num-particles", type=int, help="M vectorized Monte Carlo samples per datapoint (default 1)")
+    t.add_argument("--jit", action="store_true", default=None, help="use JitTraceEnum_ELBO")
+    t.add_argument("--seed", type=int, help="random seed (default 0)")
+    t.add_argument("--pretrain-epochs", type=int, help="autoencoder pretraining epochs before the GMM "
+                                                       "initialisation (VaDE's default 50 on MNIST; 0 disables)")
+    t.add_argument("--pretrain-lr", type=float, help="pretraining learning rate (default 1e-3)")
+    t.add_argument("--pretrained", help="take the pretrained weights cached in this earlier run folder")
+    t.add_argument("--free-bits", type=float, help="minimum information constraint lambda in nats (0 = off)")
+    t.add_argument("--free-bits-site", help="the constrained site: cluster (default), z or w")
+    t.add_argument("--free-bits-group", help="site (default) or dim (per-dimension, guided sites only)")
+    t.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("evaluate", help="ELBO, importance-weighted log-likelihood with PSIS diagnostics, "
+                                        "clustering scores; prints JSON and writes RUN_DIR/eval.json")
+    e.add_argument("run_dir")
+    e.add_argument("--num-samples", type=int, default=100, help="importance samples per datapoint (default 100)")
+    e.add_argument("--batch-size", type=int, default=500, help="datapoints per batch (default 500)")
+    _add_data_flags(e, with_dataset=False)
+
+    s = sub.add_parser("sample", help="decode prior samples, one row per cluster, into a PNG")
+    s.add_argument("run_dir")
+    s.add_argument("--per-cluster", type=int, default=10, help="samples per cluster (default 10)")
+    s.add_argument("--out", help="PNG file (default RUN_DIR/samples.png)")
+    s.add_argument("--device", default="cpu")
+
+    pl = sub.add_parser("plot", help="training curves and a 2-D view of the latent space, as PNGs")
+    pl.add_argument("run_dir")
+    pl.add_argument("--device", default="cpu")
+    return parser
+
+
+def _resolve(args):
+    """Merge library defaults < dataset defaults < preset < flags; returns (model_kw, train_kw, data_kw)."""
+    from .errors import check_choice
+
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    preset = {}
+    if args.preset is not None:
+        check_choice("preset", args.preset, PRESETS)
+        preset = PRESETS[args.preset]
+    dataset = given.get("dataset", preset.get("dataset", "digits"))
+    merged = {**DATASET_DEFAULTS.get(dataset, {}), **preset, **given, "dataset": dataset}
+    model_kw = {k: merged[k] for k in MODEL_FIELDS if k in merged}
+    train_kw = {k: merged[k] for k in TRAIN_FIELDS if k in merged}
+    data_kw = {k: merged[k] for k in DATA_FIELDS if k in merged}
+    return model_kw, train_kw, data_kw
+
+
+def load_data(data_kw, device="cpu", download=False):
+    from .data import load_dataset
+
+    kw = dict(data_kw)
+    name = kw.pop("dataset", "digits")
+    return load_dataset(name, device=device, download=download, **kw)
+
+
+def cmd_train(args):
+    from .config import ModelConfig, TrainConfig
+    from .runs import check_device, read_config, train_run
+
+    if args.resume:
+        model_config, train_config, data_spec = read_config(args.out)
+        overrides = {k: getattr(args, k) for k in ("epochs", "device") if getattr(args, k) is not None}
+        train_config = TrainConfig(**{**train_config.to_dict(), **overrides})
+        check_device(train_config.device)
+        dataset = load_data(data_spec, train_config.device)
+    else:
+        model_kw, train_kw, data_kw = _resolve(args)
+        TrainConfig(**train_kw)  # validate the flags before loading any data
+        check_device(train_kw.get("device", "cpu"))
+        dataset = load_data(data_kw, train_kw.get("device", "cpu"), download=args.download)
+        model_kw.setdefault("likelihood", dataset.likelihood)
+        model_kw.setdefault("num_clusters", dataset.num_classes or 10)
+        model_config = ModelConfig(data_dim=dataset.data_dim, **model_kw)
+        train_config = TrainConfig(**train_kw)
+        data_spec = data_kw
+    try:
+        trainer = train_run(model_config, train_config, dataset, args.out, data_spec=data_spec,
+                            resume=args.resume, overwrite=args.overwrite, pretrained=args.pretrained,
+                            progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; the checkpoint of the last finished epoch is in {args.out}. "
+              f"Resume with: pyro-gmvae train --resume --out {args.out}", file=sys.stderr)
+        return 130
+    from .runs import read_metrics
+
+    last = read_metrics(args.out)[-1:] or [{}]
+    print(json.dumps({"run_dir": str(args.out), "epoch": trainer.epoch, **last[0]}))
+    return 0
+
+
+def cmd_evaluate(args):
+    from .evaluation.report import evaluate_run
+
+    result = evaluate_run(args.run_dir, num_samples=args.num_samples, split=args.split,
+                          device=args.device or "cpu", batch_size=args.batch_size)
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_sample(args):
+    from .plots import sample_grid
+
+    path = sample_grid(args.run_dir, per_cluster=args.per_cluster, out=args.out, device=args.device)
+    print(path)
+    return 0
+
+
+def cmd_plot(args):
+    from .plots import plot_run
+
+    for path in plot_run(args.run_dir, device=args.device):
+        print(path)
+    return 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "plot": cmd_plot}[args.command]
+    try:
+        return command(args)
+    except GMVAEError as e:
+        print(f"pyro-gmvae {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Frozen configurations: everything needed to rebuild a model and to repeat its training.
+
+``ModelConfig`` rebuilds the networks (it is saved as ``config.json`` beside every checkpoint);
+``TrainConfig`` holds the optimisation. Both validate themselves on construction, so a bad value
+fails before any data is loaded or any file is written.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+from .errors import ConfigError, check_choice, check_positive
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The generative model and its guide.
+
+    ``prior=None`` takes the model's own prior (VaDE: ``mixture``, GMVAE: ``conditional-mixture``,
+    VAE: ``standard-normal``); naming another swaps it.
+    """
+
+    model: str = "vade"
+    data_dim: int = 64
+    num_clusters: int = 10
+    latent_dim: int = 10
+    noise_dim: int | None = None
+    prior_hidden_dim: int = 100
+    prior: str | None = None
+    guide: str = "diagonal"
+    likelihood: str = "bernoulli"
+    network: str = "vade"
+
+    def __post_init__(self):
+        from .models import MODELS
+        from .models.priors import PRIORS
+        from .inference.amortized import GUIDES
+        from .models.decoders import LIKELIHOODS
+        from .nn import NETWORK_PRESETS
+
+        check_choice("model", self.model, MODELS)
+        if self.prior is not None:
+            check_choice("prior", self.prior, PRIORS)
+        check_choice("guide", self.guide, GUIDES)
+        check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        check_choice("network", self.network, NETWORK_PRESETS)
+        for name in ("data_dim", "num_clusters", "latent_dim", "prior_hidden_dim"):
+            check_positive(name, getattr(self, name), integer=True)
+        if self.noise_dim is not None:
+            check_positive("noise_dim", self.noise_dim, integer=True)
+
+    @property
+    def prior_name(self):
+        from .models import MODELS
+
+        return self.prior or MODELS[self.model].prior
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - fields
+        if unknown:
+            raise ConfigError(f"unknown model config fields {sorted(unknown)}; the config was written by "
+                              "another version of pyro_gmvae")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation: Adam on ``TraceEnum_ELBO`` with a step decay ``lr * lr_decay ** (epoch // lr_decay_every)``
+    floored at ``min_lr`` (VaDE's schedule), optional autoencoder pretraining + GMM initialisation,
+    and the free-bits constraint."""
+
+    epochs: int = 100
+    batch_size: int = 100
+    lr: float = 2e-3
+    lr_decay: float = 0.9
+    lr_decay_every: int = 10
+    min_lr: float = 2e-4
+    adam_eps: float = 1e-4
+    num_particles: int = 1
+    jit: bool = False
+    seed: int = 0
+    pretrain_epochs: int | None = None  # None: the model's default (VaDE pretrains, the others do not)
+    pretrain_lr: float = 1e-3
+    free_bits: float = 0.0
+    free_bits_site: str = "cluster"
+    free_bits_group: str = "site"
+    device: str = "cpu"
+
+    def __post_init__(self):
+        check_positive("epochs", self.epochs, strict=False, integer=True)
+        check_positive("batch_size", self.batch_size, integer=True)
+        check_positive("lr", self.lr)
+        check_positive("pretrain_lr", self.pretrain_lr)
+        check_positive("num_particles", self.num_particles, integer=True)
+        check_positive("lr_decay_every", self.lr_decay_every, integer=True)
+        check_positive("adam_eps", self.adam_eps)
+        if not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
+        check_positive("min_lr", self.min_lr, strict=False)
+        if self.pretrain_epochs is not None:
+            check_positive("pretrain_epochs", self.pretrain_epochs, strict=False, integer=True)
+        if self.free_bits < 0:
+            raise ConfigError(f"free-bits lambda must be >= 0 nats, got {self.free_bits!r}; use 0 to disable it")
+        check_choice("free-bits group", self.free_bits_group, ("site", "dim"))
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in fields})

@@ -1,0 +1,429 @@
+"""Data sets as flat ``(N, D)`` tensors, with labels and the natural likelihood.
+
+Everything here works offline: ``digits`` and ``synthetic`` are built in, MNIST and
+Fashion-MNIST are read from IDX files in ``data_dir`` (or torchvision's cache),
+SVHN from torchvision's ``.mat`` files, and ``file`` from a ``.npy`` / ``.npz``.
+Nothing is downloaded unless ``download=True``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DataError, check_choice
+from .idx import read_idx
+from .synthetic import make_arcs
+
+__all__ = [
+    "DATASETS",
+    "LIKELIHOODS",
+    "SPLITS",
+    "Dataset",
+    "default_cache_dir",
+    "from_tensor",
+    "load_dataset",
+    "validate_data",
+]
+
+DATASETS = ("digits", "synthetic", "mnist", "fashion-mnist", "svhn", "file")
+SPLITS = ("train", "test", "all")
+LIKELIHOODS = ("bernoulli", "normal")
+
+# IDX file stems, per split, for MNIST and Fashion-MNIST (images, labels).
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+# Folder names torchvision uses under its root (DIR/<name>/raw/).
+_TORCHVISION_DIRS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+_SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data set: ``x`` (N, D) float, ``y`` (N,) int64 labels or None, and metadata."""
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor | None
+    image_shape: tuple | None
+    likelihood: str
+    num_classes: int | None
+
+    @property
+    def data_dim(self) -> int:
+        return int(self.x.shape[1])
+
+    @property
+    def num_datapoints(self) -> int:
+        return int(self.x.shape[0])
+
+    def __repr__(self):
+        return (
+            f"Dataset(name={self.name!r}, num_datapoints={self.num_datapoints}, data_dim={self.data_dim}, "
+            f"image_shape={self.image_shape}, likelihood={self.likelihood!r}, num_classes={self.num_classes}, "
+            f"device={self.x.device}, dtype={self.x.dtype})"
+        )
+
+
+def default_cache_dir() -> Path:
+    """Where torchvision data sets live when no ``data_dir`` is given (``~/.cache/pyro_gmvae``)."""
+    return Path("~/.cache/pyro_gmvae").expanduser()
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _as_tensor(x, what="x"):
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        try:
+            return torch.from_numpy(np.ascontiguousarray(x))
+        except TypeError:
+            raise DataError(
+                f"{what} has numpy dtype {x.dtype}, which is not numeric; convert it to a float array"
+            ) from None
+    raise DataError(
+        f"{what} must be a torch.Tensor or numpy array, got {type(x).__name__}; convert it with torch.as_tensor(...)"
+    )
+
+
+def validate_data(x, *, likelihood=None) -> None:
+    """Check that ``x`` is usable as a data matrix; raise :class:`DataError` saying what to fix.
+
+    ``x`` must be a 2-D (N, D) tensor or array (images flattened), non-empty, finite, and, for
+    ``likelihood='bernoulli'``, within [0, 1].
+    """
+    if likelihood is not None:
+        check_choice("likelihood", likelihood, LIKELIHOODS)
+    t = _as_tensor(x)
+    if t.is_complex() or t.dtype == torch.bool:
+        raise DataError(f"x has dtype {t.dtype}; convert it to a real float tensor with x.float()")
+    if t.numel() == 0:
+        raise DataError(f"x is empty (shape {tuple(t.shape)}); pass at least one data point with at least one feature")
+    if t.ndim != 2:
+        fix = "x.reshape(-1, 1)" if t.ndim == 1 else "x.reshape(len(x), -1)"
+        raise DataError(
+            f"x must be 2-D (N, D) after flattening images, got shape {tuple(t.shape)}; reshape it with {fix}"
+        )
+    if t.is_floating_point():
+        bad = int((~torch.isfinite(t)).sum())
+        if bad:
+            raise DataError(f"x contains {bad} NaN/Inf values; remove or impute them")
+    if likelihood == "bernoulli":
+        lo, hi = float(t.min()), float(t.max())
+        if lo < 0 or hi > 1:
+            raise DataError(
+                f"x has values outside [0, 1] (min {lo:g}, max {hi:g}) but likelihood='bernoulli'; "
+                "rescale to [0, 1] or use likelihood='normal'"
+            )
+
+
+def _infer_likelihood(t: torch.Tensor) -> str:
+    return "bernoulli" if float(t.min()) >= 0 and float(t.max()) <= 1 else "normal"
+
+
+def _image_shape_of(shape) -> tuple | None:
+    if len(shape) == 3:
+        return (1, int(shape[1]), int(shape[2]))
+    if len(shape) == 4:
+        return tuple(int(s) for s in shape[1:])
+    return None
+
+
+def _check_labels(y, n, device):
+    y = _as_tensor(y, "y")
+    if y.ndim != 1 or y.shape[0] != n:
+        raise DataError(
+            f"y must have shape ({n},) to match x, got {tuple(y.shape)}; pass one integer label per data point"
+        )
+    if y.is_floating_point() and (not bool(torch.isfinite(y).all()) or not bool((y == y.round()).all())):
+        raise DataError("y contains non-integer labels; pass integer class labels (e.g. 0..K-1)")
+    return y.to(device=device, dtype=torch.int64)
+
+
+def _num_classes(y):
+    if y is None:
+        return None
+    if isinstance(y, np.ndarray):
+        return int(np.unique(y).size)
+    return int(torch.unique(y).numel())
+
+
+# ----------------------------------------------------------------------------- user tensors
+
+
+def from_tensor(x, y=None, *, name="tensor", likelihood=None, device=None) -> Dataset:
+    """Wrap the user's own data (tensor or numpy array) in a validated :class:`Dataset`.
+
+    Images of shape (N, H, W) or (N, C, H, W) are flattened (``image_shape`` records the shape).
+    Integer data are converted to the default float dtype; float data keep their dtype.
+    ``likelihood`` defaults to ``'bernoulli'`` when all values lie in [0, 1], else ``'normal'``.
+    ``device`` defaults to the device of ``x``.
+    """
+    t = _as_tensor(x)
+    device = t.device if device is None else torch.device(device)
+    image_shape = _image_shape_of(t.shape) if t.ndim > 2 else None
+    if t.ndim > 2:
+        t = t.reshape(t.shape[0], -1)
+    if likelihood is not None:
+        check_choice("likelihood", likelihood, LIKELIHOODS)
+    validate_data(t, likelihood=likelihood)
+    dtype = t.dtype if t.is_floating_point() else torch.get_default_dtype()
+    t = t.to(device=device, dtype=dtype)
+    if likelihood is None:
+        likelihood = _infer_likelihood(t)
+    labels = None if y is None else _check_labels(y, t.shape[0], device)
+    return Dataset(str(name), t, labels, image_shape, likelihood, _num_classes(labels))
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+def _find_file(folders, stem):
+    for folder in folders:
+        for candidate in (folder / stem, folder / (stem + ".gz")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _splits(split):
+    return ("train", "test") if split == "all" else (split,)
+
+
+def _read_mnist_like(name, folders, split):
+    """Read (images uint8 (N,28,28), labels) from the first folder that has each file, or list what is missing."""
+    found, missing = {}, []
+    for s in _splits(split):
+        for stem in _IDX_FILES[s]:
+            path = _find_file(folders, stem)
+            if path is None:
+                missing.append(stem + "[.gz]")
+            found[stem] = path
+    if missing:
+        return None, missing
+    images, labels = [], []
+    for s in _splits(split):
+        img_stem, lab_stem = _IDX_FILES[s]
+        img, lab = read_idx(found[img_stem]), read_idx(found[lab_stem])
+        if img.ndim != 3 or lab.ndim != 1 or img.shape[0] != lab.shape[0]:
+            raise DataError(
+                f"{found[img_stem]} (shape {img.shape}) and {found[lab_stem]} (shape {lab.shape}) do not match; "
+                f"use the original {name} image (N, H, W) and label (N,) files"
+            )
+        images.append(img)
+        labels.append(lab)
+    return (
+        np.concatenate(images) if len(images) > 1 else images[0],
+        np.concatenate(labels) if len(labels) > 1 else labels[0],
+    ), []
+
+
+def _load_mnist_like(name, data_dir, split, download):
+    tv_dir = _TORCHVISION_DIRS[name]
+    if data_dir is not None:
+        root = Path(data_dir).expanduser()
+        if not root.is_dir() and not download:
+            raise DataError(
+                f"--data-dir {data_dir} does not exist; create it with the {name} IDX files "
+                "or point --data-dir at the folder that holds them"
+            )
+    else:
+        root = default_cache_dir()
+    folders = [root, root / tv_dir / "raw"]
+    arrays, missing = _read_mnist_like(name, folders, split)
+    if arrays is not None:
+        return arrays
+    if download:
+        _torchvision_download(name, root)
+        arrays, missing = _read_mnist_like(name, folders, split)
+        if arrays is not None:
+            return arrays
+    if data_dir is not None:
+        raise DataError(
+            f"--data-dir {data_dir} lacks the {name} files {', '.join(missing)} "
+            f"(looked in {root} and {root / tv_dir / 'raw'}); copy them there or pass download=True (--download)"
+        )
+    raise DataError(
+        f"{name} is not in {root}; pass download=True (CLI flag --download) to fetch it, "
+        "or --data-dir pointing at a folder with the IDX files"
+    )
+
+
+def _torchvision_download(name, root):
+    import torchvision
+
+    cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        for train in (True, False):
+            cls(str(root), train=train, download=True)
+    except Exception as exc:  # noqa: BLE001 - network errors come in many types
+        raise DataError(
+            f"downloading {name} into {root} failed ({exc}); "
+            "check the network, or copy the IDX files there and use --data-dir"
+        ) from None
+
+
+def _load_svhn(data_dir, split, download):
+    root = default_cache_dir() / "SVHN" if data_dir is None else Path(data_dir).expanduser()
+    if data_dir is not None and not root.is_dir() and not download:
+        raise DataError(
+            f"--data-dir {data_dir} does not exist; create it with the SVHN files "
+            f"({', '.join(_SVHN_FILES.values())}) or pass download=True (--download)"
+        )
+    has_files = all((root / _SVHN_FILES[s]).is_file() for s in _splits(split))
+    if data_dir is not None and not download and not has_files and (root / "SVHN").is_dir():
+        root = root / "SVHN"
+    missing = [_SVHN_FILES[s] for s in _splits(split) if not (root / _SVHN_FILES[s]).is_file()]
+    if missing and not download:
+        raise DataError(
+            f"SVHN files {', '.join(missing)} are not in {root}; pass download=True (CLI flag --download) "
+            "or --data-dir pointing at a folder that holds them"
+        )
+    import torchvision
+
+    images, labels = [], []
+    for s in _splits(split):
+        try:
+            ds = torchvision.datasets.SVHN(str(root), split=s, download=download)
+        except Exception as exc:  # noqa: BLE001 - scipy / network / corrupt-file errors vary
+            raise DataError(
+                f"could not load SVHN {s} split from {root} ({exc}); "
+                "delete the file and pass download=True (--download)"
+            ) from None
+        images.append(np.asarray(ds.data))  # (N, 3, 32, 32) uint8, labels with 10 -> 0 already
+        labels.append(np.asarray(ds.labels).astype(np.int64))
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _load_file(data_path):
+    if data_path is None:
+        raise DataError("dataset 'file' needs data_path; pass data_path= (CLI --data-path) to a .npy or .npz file")
+    path = Path(data_path).expanduser()
+    if not path.is_file():
+        raise DataError(f"--data-path {data_path} does not exist; pass the path of a .npy or .npz file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - numpy raises many types for a bad file
+        raise DataError(
+            f"could not read {path} as a numpy file ({exc}); "
+            "save it with np.save / np.savez (numeric arrays, no pickles)"
+        ) from None
+    if isinstance(loaded, np.ndarray):
+        return loaded, None
+    with loaded:
+        keys = list(loaded.files)
+        if "x" not in keys:
+            raise DataError(
+                f"{path} has no array 'x' (keys found: {', '.join(keys) or 'none'}); "
+                "save it with np.savez(path, x=data, y=labels)"
+            )
+        x = loaded["x"]
+        y = loaded["y"] if "y" in keys else None
+    return x, y
+
+
+def _check_num_datapoints(num_datapoints):
+    if isinstance(num_datapoints, bool) or int(num_datapoints) != num_datapoints or num_datapoints <= 0:
+        raise ConfigError(f"num_datapoints must be a positive integer, got {num_datapoints!r}; pass e.g. 1000")
+
+
+def _subsample_index(n, num_datapoints, seed):
+    if num_datapoints is None:
+        return None
+    _check_num_datapoints(num_datapoints)
+    if num_datapoints > n:
+        raise ConfigError(
+            f"num_datapoints={num_datapoints} exceeds the {n} data points available; pass at most {n} or None"
+        )
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(n, generator=g)[: int(num_datapoints)].numpy()
+
+
+def _to_tensors(x, y, *, device, dtype, scale=None):
+    """numpy -> tensors on ``device``; uint8 pixels are moved first (4x smaller) and then scaled."""
+    x = np.ascontiguousarray(x.reshape(x.shape[0], -1))
+    t = torch.from_numpy(x).to(device=device)
+    t = t.to(dtype)
+    if scale is not None:
+        t.mul_(scale)
+    labels = None if y is None else torch.from_numpy(np.asarray(y).astype(np.int64)).to(device)
+    return t, labels
+
+
+def load_dataset(
+    name,
+    *,
+    data_dir=None,
+    data_path=None,
+    split="all",
+    device="cpu",
+    dtype=None,
+    seed=0,
+    num_datapoints=None,
+    download=False,
+) -> Dataset:
+    """Load a data set by name (one of :data:`DATASETS`) as a :class:`Dataset` on ``device``.
+
+    ``split`` is ``'train'``, ``'test'`` or ``'all'`` (train then test) for mnist,
+    fashion-mnist and svhn; the other data sets have no standard split and accept only ``'all'``.
+    ``num_datapoints`` keeps the first N points of a permutation seeded with ``seed``
+    (for ``synthetic`` it is the number of points generated, default 5000).
+    """
+    check_choice("dataset", name, DATASETS)
+    check_choice("split", split, SPLITS)
+    if split != "all" and name in ("digits", "synthetic", "file"):
+        raise ConfigError(f"dataset {name!r} has no train/test split; use split='all'")
+    device = torch.device(device)
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ConfigError(f"dtype must be a floating torch.dtype, got {dtype!r}; pass e.g. torch.float32")
+
+    if name == "synthetic":
+        n = 5000 if num_datapoints is None else num_datapoints
+        _check_num_datapoints(n)
+        x, y = make_arcs(num_datapoints=int(n), seed=seed)
+        xt, yt = _to_tensors(x, y, device=device, dtype=dtype)
+        return Dataset(name, xt, yt, None, "normal", _num_classes(y))
+
+    if name == "file":
+        x, y = _load_file(data_path)
+        image_shape = _image_shape_of(x.shape) if x.ndim > 2 else None
+        if x.ndim > 2:
+            x = x.reshape(x.shape[0], -1)
+        validate_data(x)
+        if y is not None:
+            _check_labels(y, x.shape[0], "cpu")
+        idx = _subsample_index(x.shape[0], num_datapoints, seed)
+        if idx is not None:
+            x, y = x[idx], (None if y is None else y[idx])
+        likelihood = "bernoulli" if x.min() >= 0 and x.max() <= 1 else "normal"
+        xt = torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
+        yt = None if y is None else _check_labels(y, x.shape[0], device)
+        return Dataset(name, xt, yt, image_shape, likelihood, _num_classes(y))
+
+    scale = 1.0 / 255.0
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        x, y, image_shape, scale = bunch.data, bunch.target, (1, 8, 8), 1.0 / 16.0
+    elif name in ("mnist", "fashion-mnist"):
+        x, y = _load_mnist_like(name, data_dir, split, download)
+        image_shape = (1,) + tuple(int(s) for s in x.shape[1:])
+    else:  # svhn
+        x, y = _load_svhn(data_dir, split, download)
+        image_shape = tuple(int(s) for s in x.shape[1:])
+
+    idx = _subsample_index(x.shape[0], num_datapoints, seed)
+    if idx is not None:
+        x, y = x[idx], y[idx]
+    xt, yt = _to_tensors(x, y, device=device, dtype=dtype, scale=scale)
+    return Dataset(name, xt, yt, image_shape, "bernoulli", _num_classes(y))

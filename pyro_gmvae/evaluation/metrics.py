@@ -1,0 +1,45 @@
+"""Clustering metrics: accuracy under the best one-to-one matching (Hungarian), many-to-one
+accuracy (for more clusters than classes), NMI and ARI (scikit-learn)."""
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.metrics.cluster import contingency_matrix
+
+
+def _as_numpy(a):
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a).reshape(-1)
+
+
+def hungarian_accuracy(labels, clusters):
+    """Share of points whose cluster maps to their label under the best one-to-one map."""
+    labels, clusters = _as_numpy(labels), _as_numpy(clusters)
+    table = contingency_matrix(clusters, labels)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    return float(table[rows, cols].sum() / labels.size)
+
+
+def many_to_one_accuracy(labels, clusters):
+    """Each cluster takes its majority label (several clusters may share a label)."""
+    labels, clusters = _as_numpy(labels), _as_numpy(clusters)
+    table = contingency_matrix(clusters, labels)
+    return float(table.max(axis=1).sum() / labels.size)
+
+
+def clustering_scores(labels, clusters):
+    """``{"acc", "acc_many_to_one", "nmi", "ari"}`` of predicted ``clusters`` against ``labels``."""
+    labels, clusters = _as_numpy(labels), _as_numpy(clusters)
+    return {
+        "acc": hungarian_accuracy(labels, clusters),
+        "acc_many_to_one": many_to_one_accuracy(labels, clusters),
+        "nmi": float(normalized_mutual_info_score(labels, clusters)),
+        "ari": float(adjusted_rand_score(labels, clusters)),
+    }
+
+
+def active_clusters(responsibilities, threshold=0.01):
+    """Number of clusters whose share of the total responsibility exceeds ``threshold``."""
+    share = responsibilities.mean(0) if responsibilities.dim() == 2 else responsibilities
+    return int((share > threshold).sum())

@@ -1,0 +1,80 @@
+"""Amortized guides (variational posteriors) ``q(latents | x)``.
+
+A guide is one encoder trunk shared by all continuous sites and one head per site, as in the
+GMVAE paper (one encoder gives ``q(z | x)`` and ``q(w | x)``). Cluster sites have no guide: the
+model enumerates them, so the ELBO uses the exact ``p(cluster | z, w)`` (VaDE's "gamma").
+
+The head family is the swappable part: ``"diagonal"`` (mean-field Normal) or ``"lowrank"``
+(``LowRankMultivariateNormal``). The sites come from the prior (``prior.guide_sites``), so the
+same guide family serves every prior.
+"""
+
+import pyro
+import pyro.distributions as dist
+from pyro.nn import PyroModule
+from torch import nn
+
+from ..errors import ConfigError
+from ..models.priors import positive
+from ..sites import DATA_PLATE
+
+
+class DiagonalNormalHead(nn.Module):
+    """``q = Normal(loc(h), scale(h))`` with independent dimensions."""
+
+    def __init__(self, in_dim, dim):
+        super().__init__()
+        self.loc = nn.Linear(in_dim, dim)
+        self.scale_raw = nn.Linear(in_dim, dim)
+
+    def forward(self, h):
+        return dist.Normal(self.loc(h), positive(self.scale_raw(h))).to_event(1)
+
+
+class LowRankNormalHead(nn.Module):
+    """``q = LowRankMultivariateNormal(loc(h), factor(h), diag(h))``: correlated dimensions."""
+
+    def __init__(self, in_dim, dim, rank=2):
+        super().__init__()
+        if dim < 2:
+            raise ConfigError(f"the lowrank guide needs latent sites of at least 2 dimensions, got {dim}; "
+                              "use --guide diagonal")
+        self.rank = min(rank, dim)
+        self.dim = dim
+        self.loc = nn.Linear(in_dim, dim)
+        self.factor = nn.Linear(in_dim, dim * self.rank)
+        self.diag_raw = nn.Linear(in_dim, dim)
+
+    def forward(self, h):
+        factor = 0.1 * self.factor(h).reshape(h.shape[:-1] + (self.dim, self.rank))
+        return dist.LowRankMultivariateNormal(self.loc(h), factor, positive(self.diag_raw(h)) ** 2)
+
+
+#: Guide head families by name.
+GUIDES = {"diagonal": DiagonalNormalHead, "lowrank": LowRankNormalHead}
+
+
+class AmortizedGuide(PyroModule):
+    """The guide ``guide(x)``: a trunk ``encoder`` and a head per site of ``sites`` (``{name: dim}``)."""
+
+    def __init__(self, encoder, sites, head="diagonal"):
+        super().__init__()
+        if isinstance(head, str):
+            if head not in GUIDES:
+                raise ConfigError(f"unknown guide {head!r}; choose one of: {', '.join(sorted(GUIDES))}")
+            head = GUIDES[head]
+        if not sites:
+            raise ConfigError("a guide needs at least one continuous latent site")
+        self.encoder = encoder
+        self.sites = dict(sites)
+        self.heads = nn.ModuleDict({name: head(encoder.out_dim, dim) for name, dim in self.sites.items()})
+
+    def site_dists(self, x):
+        """The guide's distribution of every site given ``x``: ``{name: Distribution}``."""
+        h = self.encoder(x)
+        return {name: self.heads[name](h) for name in self.sites}
+
+    def forward(self, x):
+        dists = self.site_dists(x)
+        with pyro.plate(DATA_PLATE, x.shape[0]):
+            return {name: pyro.sample(name, d) for name, d in dists.items()}

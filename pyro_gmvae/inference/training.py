@@ -1,0 +1,217 @@
+"""Training: SVI with ``TraceEnum_ELBO``, VaDE's pretraining + GMM initialisation, free bits.
+
+:class:`Trainer` owns the optimiser and the random state, so that a run can be checkpointed at
+the end of any epoch and resumed to the same result (``state_dict`` / ``load_state_dict``).
+Files are the business of :mod:`pyro_gmvae.runs`; this module only computes.
+"""
+
+import math
+import random
+import time
+import warnings
+
+import numpy as np
+import pyro
+import pyro.optim
+import torch
+from pyro.infer import SVI
+
+from ..errors import TrainingError
+from ..evaluation.metrics import active_clusters, clustering_scores
+from ..evaluation.responsibilities import cluster_marginals
+from .elbo import make_elbo
+from .free_bits import FreeBitsMessenger
+
+COLLAPSE_THRESHOLD = 0.01
+
+
+def step_decay(config):
+    """VaDE's schedule as a multiplier of the base rate: ``decay ** (epoch // every)``, floored."""
+    floor = min(1.0, config.min_lr / config.lr)
+
+    def factor(epoch):
+        return max(config.lr_decay ** (epoch // config.lr_decay_every), floor)
+
+    return factor
+
+
+def rng_state():
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(state):
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+class Trainer:
+    """Fits ``model``/``guide`` to a :class:`~pyro_gmvae.data.Dataset` with a
+    :class:`~pyro_gmvae.config.TrainConfig`.
+
+    >>> import torch
+    >>> from pyro_gmvae import ModelConfig, TrainConfig, build, Trainer, from_tensor
+    >>> data = from_tensor(torch.rand(40, 6))
+    >>> model, guide = build(ModelConfig(data_dim=6, num_clusters=2, latent_dim=2, network="toy"))
+    >>> history = Trainer(model, guide, TrainConfig(epochs=2, batch_size=20, pretrain_epochs=1),
+    ...                   progress=False).fit(data)
+    >>> [row["epoch"] for row in history]
+    [1, 2]
+    """
+
+    def __init__(self, model, guide, config, *, pretrain_epochs=0, progress=True):
+        self.model, self.guide, self.config = model, guide, config
+        self.device = torch.device(config.device)
+        self.model.to(self.device)
+        self.guide.to(self.device)
+        self.pretrain_epochs = config.pretrain_epochs if config.pretrain_epochs is not None else pretrain_epochs
+        self.progress = progress
+        self.epoch = 0
+        self.pretrain_report = None
+        self.free_bits = None
+        train_model = model
+        if config.free_bits > 0:
+            self.free_bits = FreeBitsMessenger(config.free_bits, config.free_bits_site, config.free_bits_group)
+            train_model = self.free_bits(model)
+        self.optim = pyro.optim.LambdaLR({
+            "optimizer": torch.optim.Adam,
+            "optim_args": {"lr": config.lr, "eps": config.adam_eps},
+            "lr_lambda": step_decay(config),
+        })
+        self.svi = SVI(train_model, guide, self.optim, make_elbo(config.num_particles, config.jit))
+        self._train_model = train_model
+        self._started = False
+
+    # -- randomness and state -------------------------------------------------------------------
+    def _start(self):
+        if not self._started:
+            pyro.set_rng_seed(self.config.seed)
+            self._started = True
+
+    def _permutation(self, n, epoch):
+        g = torch.Generator().manual_seed(self.config.seed * 100003 + epoch)
+        return torch.randperm(n, generator=g).to(self.device)
+
+    def state_dict(self):
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "guide": self.guide.state_dict(),
+            "optim": self.optim.get_state(),
+            "rng": rng_state(),
+            "pretrain_report": self.pretrain_report,
+        }
+
+    def load_state_dict(self, state):
+        self.model.load_state_dict(state["model"])
+        self.guide.load_state_dict(state["guide"])
+        self.optim.set_state(state["optim"])
+        set_rng_state(state["rng"])
+        self.epoch = state["epoch"]
+        self.pretrain_report = state.get("pretrain_report")
+        self._started = True
+
+    # -- VaDE pretraining ---------------------------------------------------------------------------
+    def pretrain(self, data, epochs=None):
+        """Autoencoder on the guide's ``z`` mean and the decoder, then a diagonal GMM on the encoder
+        means initialises a prior that has ``init_from_gmm`` (VaDE). Returns a report dict."""
+        from .pretrain import fit_gmm, pretrain_autoencoder
+
+        self._start()
+        epochs = self.pretrain_epochs if epochs is None else epochs
+        t0 = time.perf_counter()
+        losses = pretrain_autoencoder(self.model, self.guide, data.x, epochs=epochs,
+                                      batch_size=self.config.batch_size, lr=self.config.pretrain_lr,
+                                      seed=self.config.seed, progress=self.progress)
+        report = {"pretrain_epochs": epochs, "pretrain_loss": losses[-1] if losses else None}
+        prior = self.model.prior
+        if hasattr(prior, "init_from_gmm"):
+            report.update(fit_gmm(prior, self.guide, data.x, seed=self.config.seed))
+        report["pretrain_seconds"] = time.perf_counter() - t0
+        self.pretrain_report = report
+        return report
+
+    # -- SVI ------------------------------------------------------------------------------------
+    def train_epoch(self, x):
+        """One pass over ``x`` in shuffled minibatches; returns the mean loss per datapoint."""
+        n, bs = x.shape[0], self.config.batch_size
+        perm = self._permutation(n, self.epoch)
+        total, kl_sum, kl_count = 0.0, 0.0, 0
+        for step, start in enumerate(range(0, n, bs)):
+            xb = x[perm[start:start + bs]]
+            loss = self.svi.step(xb)
+            if not math.isfinite(loss):
+                raise TrainingError(
+                    f"non-finite loss ({loss}) at epoch {self.epoch + 1}, step {step + 1}; the last good "
+                    "checkpoint is kept; lower --lr, check the data for extreme values, or pretrain longer")
+            total += loss
+            if self.free_bits is not None and self.free_bits.kl is not None and not self.config.jit:
+                kl_sum += float(self.free_bits.kl)
+                kl_count += 1
+        self.optim.step()  # the learning-rate schedule, per epoch
+        self.epoch += 1
+        return total / n, (kl_sum / kl_count if kl_count else None)
+
+    def evaluate(self, data):
+        """Metrics of the current model on ``data``: active clusters and, with labels, acc/NMI/ARI."""
+        out = {}
+        if not self.model.cluster_sites:
+            return out
+        marginals = cluster_marginals(self.model, self.guide, data.x)
+        for site, resp in marginals.items():
+            prefix = "" if site == self.model.cluster_sites[-1] else f"{site}_"
+            out[f"{prefix}num_active_clusters"] = active_clusters(resp, COLLAPSE_THRESHOLD)
+            if data.y is not None and not prefix:
+                out.update(clustering_scores(data.y, resp.argmax(-1)))
+        return out
+
+    def fit(self, data, *, on_epoch_end=None):
+        """Pretrain (first call, if asked) and train until ``config.epochs``; returns the history.
+
+        ``on_epoch_end(trainer, row)`` is called after each epoch (checkpointing lives there)."""
+        self._start()
+        if self.epoch == 0 and self.pretrain_epochs and self.pretrain_report is None:
+            self.pretrain(data)
+        history = []
+        bar = _progress(self.config.epochs, self.epoch, self.progress)
+        try:
+            while self.epoch < self.config.epochs:
+                t0 = time.perf_counter()
+                loss, kl = self.train_epoch(data.x)
+                row = {"epoch": self.epoch, "elbo": -loss, "lr": self._lr()}
+                if kl is not None:
+                    row["free_bits_kl"] = kl
+                row.update(self.evaluate(data))
+                row["seconds"] = time.perf_counter() - t0
+                self._warn_collapse(row)
+                history.append(row)
+                if on_epoch_end is not None:
+                    on_epoch_end(self, row)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({k: round(v, 3) for k, v in row.items() if k in ("elbo", "acc", "nmi")})
+        finally:
+            if bar is not None:
+                bar.close()
+        return history
+
+    def _lr(self):
+        for sched in self.optim.optim_objs.values():
+            return sched.get_last_lr()[0]
+        return self.config.lr
+
+    def _warn_collapse(self, row):
+        k = self.model.num_clusters
+        active = row.get("num_active_clusters")
+        if active is not None and k > 1 and active < k / 2:
+            warnings.warn(f"epoch {row['epoch']}: only {active} of {k} clusters are active (share of "
+                          f"responsibility > {COLLAPSE_THRESHOLD}); the mixture is collapsing. Consider "
+                          "--free-bits, longer pretraining, or a lower --lr", RuntimeWarning, stacklevel=2)
+
+
+def _progress(total, initial, enabled):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", unit="epoch")

@@ -1,0 +1,58 @@
+"""Generative models: priors, decoders, and the model that joins them.
+
+``build(config)`` returns ``(model, guide)`` for a :class:`~pyro_gmvae.config.ModelConfig`.
+Models are registered by name in :data:`MODELS`: a model name picks a default prior and
+whether training starts with VaDE's autoencoder pretraining.
+"""
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from .decoders import Decoder
+from .model import ClusterModel
+from .priors import PRIORS, ConditionalMixturePrior, MixturePrior, StandardNormalPrior, register_prior
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    prior: str
+    pretrain_epochs: int = 0
+    description: str = ""
+
+
+#: Models by name. A hierarchical variant registers itself here with :func:`register_model`.
+MODELS = {
+    "vade": ModelSpec("mixture", pretrain_epochs=50, description="VaDE (Jiang et al. 2017)"),
+    "gmvae": ModelSpec("conditional-mixture", description="GMVAE (Dilokthanakul et al. 2016)"),
+    "vae": ModelSpec("standard-normal", description="VAE baseline, N(0, I) prior"),
+}
+
+
+def register_model(name, spec):
+    MODELS[name] = spec
+    return spec
+
+
+def build_prior(config):
+    prior_cls = PRIORS[config.prior_name]
+    return prior_cls(latent_dim=config.latent_dim, num_clusters=config.num_clusters,
+                     noise_dim=config.noise_dim, hidden_dim=config.prior_hidden_dim)
+
+
+def build(config):
+    """``(model, guide)`` for a :class:`~pyro_gmvae.config.ModelConfig`, on the CPU in the default dtype."""
+    from ..inference.amortized import AmortizedGuide
+    from ..nn import build_decoder_net, build_encoder_net
+
+    prior = build_prior(config)
+    decoder = Decoder(build_decoder_net(config.network, config.latent_dim, config.data_dim),
+                      config.data_dim, config.likelihood)
+    model = ClusterModel(prior, decoder)
+    guide = AmortizedGuide(build_encoder_net(config.network, config.data_dim), prior.guide_sites, config.guide)
+    return model, guide
+
+
+__all__ = [
+    "MODELS", "ModelSpec", "register_model", "build", "build_prior", "ClusterModel", "Decoder",
+    "PRIORS", "register_prior", "StandardNormalPrior", "MixturePrior", "ConditionalMixturePrior", "ConfigError",
+]

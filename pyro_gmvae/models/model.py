@@ -1,0 +1,42 @@
+"""The generative model: a prior over latents and clusters, and a decoder.
+
+.. code-block:: none
+
+    for each datapoint n (plate "data"):
+        latents_n ~ prior                 (clusters enumerated, continuous latents sampled)
+        x_n | z_n ~ decoder(z_n)
+
+The prior and the decoder are separate components, so ``ClusterModel(MixturePrior(...), decoder)``
+is VaDE, ``ClusterModel(ConditionalMixturePrior(...), decoder)`` is GMVAE and
+``ClusterModel(StandardNormalPrior(...), decoder)`` is the VAE baseline.
+"""
+
+import pyro
+from pyro.nn import PyroModule
+
+from ..sites import DATA_PLATE
+
+
+class ClusterModel(PyroModule):
+    """A Pyro model ``model(x)`` built from a ``prior`` and a ``decoder``.
+
+    Sites: those of the prior (``cluster``, ``z``, and ``w`` for GMVAE) and ``x``; plate ``data``.
+    """
+
+    def __init__(self, prior, decoder):
+        super().__init__()
+        self.prior = prior
+        self.decoder = decoder
+
+    @property
+    def cluster_sites(self):
+        return tuple(self.prior.cluster_sites)
+
+    @property
+    def num_clusters(self):
+        return self.prior.num_clusters
+
+    def forward(self, x):
+        with pyro.plate(DATA_PLATE, x.shape[0]):
+            z = self.prior()
+            return self.decoder(z, x)

@@ -1,0 +1,172 @@
+"""Priors over the continuous latent ``z``: the piece a researcher swaps.
+
+A prior is a :class:`~pyro.nn.PyroModule` called inside the model's data plate. It samples its
+sites and returns the latent ``z`` that the decoder reads. It declares
+
+- ``guide_sites``: the continuous sites a guide must supply, ``{name: dim}``;
+- ``cluster_sites``: its enumerated discrete sites (empty for a prior without clusters);
+- ``num_clusters``: the number of values of the finest cluster site (1 if none).
+
+Discrete sites are marked ``infer={"enumerate": "parallel"}``: :class:`~pyro.infer.TraceEnum_ELBO`
+sums them out exactly and they are never sampled in training.
+
+Scales are ``softplus(raw) + min_scale``: positive, bounded away from zero, and free of the
+``exp`` overflow that plagues log-variance parameterisations. Mixture weights are
+``softmax(logits)``: on the simplex by construction.
+"""
+
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from pyro.nn import PyroModule
+from pyro.ops.indexing import Vindex
+from torch import nn
+
+from ..errors import ConfigError, check_positive
+from ..sites import CLUSTER, LATENT, NOISE
+
+MIN_SCALE = 1e-3
+ENUM = {"enumerate": "parallel"}
+
+
+def inverse_softplus(y, min_scale=MIN_SCALE):
+    """The raw value whose ``softplus(raw) + min_scale`` equals ``y``."""
+    y = torch.as_tensor(y, dtype=torch.get_default_dtype()) - min_scale
+    return y + torch.log(-torch.expm1(-y))
+
+
+def positive(raw, min_scale=MIN_SCALE):
+    return F.softplus(raw) + min_scale
+
+
+class StandardNormalPrior(PyroModule):
+    """The plain VAE prior: ``z ~ N(0, I)``. No cluster variable."""
+
+    cluster_sites = ()
+    num_clusters = 1
+
+    def __init__(self, latent_dim, num_clusters=1, **unused):
+        super().__init__()
+        check_positive("latent_dim", latent_dim, integer=True)
+        self.latent_dim = latent_dim
+        self.guide_sites = {LATENT: latent_dim}
+        self.register_buffer("_zero", torch.zeros(latent_dim))
+
+    def z_dist(self):
+        return dist.Normal(self._zero, 1.0).to_event(1)
+
+    def forward(self):
+        return pyro.sample(LATENT, self.z_dist())
+
+
+class MixturePrior(PyroModule):
+    """VaDE's learned Gaussian mixture (Jiang et al. 2017)::
+
+        cluster ~ Categorical(softmax(logits))
+        z | cluster ~ Normal(loc[cluster], scale[cluster])
+
+    ``init_from_gmm`` sets the parameters from a fitted Gaussian mixture (VaDE's initialisation).
+    """
+
+    cluster_sites = (CLUSTER,)
+
+    def __init__(self, latent_dim, num_clusters, **unused):
+        super().__init__()
+        check_positive("latent_dim", latent_dim, integer=True)
+        check_positive("num_clusters", num_clusters, integer=True)
+        self.latent_dim = latent_dim
+        self.num_clusters = num_clusters
+        self.guide_sites = {LATENT: latent_dim}
+        self.logits = nn.Parameter(torch.zeros(num_clusters))
+        self.loc = nn.Parameter(torch.randn(num_clusters, latent_dim))
+        self.scale_raw = nn.Parameter(inverse_softplus(torch.ones(num_clusters, latent_dim)))
+
+    @property
+    def scale(self):
+        return positive(self.scale_raw)
+
+    def cluster_dist(self):
+        return dist.Categorical(logits=self.logits)
+
+    def z_dist(self, cluster):
+        return dist.Normal(self.loc[cluster], self.scale[cluster]).to_event(1)
+
+    def forward(self):
+        cluster = pyro.sample(CLUSTER, self.cluster_dist(), infer=ENUM)
+        return pyro.sample(LATENT, self.z_dist(cluster))
+
+    @torch.no_grad()
+    def init_from_gmm(self, weights, means, scales):
+        """Copy a diagonal Gaussian mixture's weights, means and standard deviations."""
+        p = self.logits
+        self.logits.copy_(torch.as_tensor(weights, dtype=p.dtype, device=p.device).clamp_min(1e-6).log())
+        self.loc.copy_(torch.as_tensor(means, dtype=p.dtype, device=p.device))
+        scales = torch.as_tensor(scales, dtype=p.dtype, device=p.device).clamp_min(2 * MIN_SCALE)
+        self.scale_raw.copy_(inverse_softplus(scales).to(p.device, p.dtype))
+
+
+class ConditionalMixturePrior(PyroModule):
+    """GMVAE's conditional mixture (Dilokthanakul et al. 2016)::
+
+        w ~ Normal(0, I)                                  (noise_dim)
+        cluster ~ Categorical(1 / K)                      (fixed, uniform)
+        z | cluster, w ~ Normal(loc_cluster(w), scale_cluster(w))
+
+    ``loc_k(w)`` and ``scale_k(w)`` are the K heads of one small net ``Linear -> Tanh``.
+    """
+
+    cluster_sites = (CLUSTER,)
+
+    def __init__(self, latent_dim, num_clusters, noise_dim=None, hidden_dim=100, **unused):
+        super().__init__()
+        noise_dim = latent_dim if noise_dim is None else noise_dim
+        for name, value in [("latent_dim", latent_dim), ("num_clusters", num_clusters),
+                            ("noise_dim", noise_dim), ("hidden_dim", hidden_dim)]:
+            check_positive(name, value, integer=True)
+        self.latent_dim = latent_dim
+        self.num_clusters = num_clusters
+        self.noise_dim = noise_dim
+        self.guide_sites = {NOISE: noise_dim, LATENT: latent_dim}
+        self.hidden = nn.Sequential(nn.Linear(noise_dim, hidden_dim), nn.Tanh())
+        self.loc_heads = nn.Linear(hidden_dim, num_clusters * latent_dim)
+        self.scale_heads = nn.Linear(hidden_dim, num_clusters * latent_dim)
+        self.register_buffer("_zero_w", torch.zeros(noise_dim))
+        self.register_buffer("_logits", torch.zeros(num_clusters))
+
+    def w_dist(self):
+        return dist.Normal(self._zero_w, 1.0).to_event(1)
+
+    def cluster_dist(self):
+        return dist.Categorical(logits=self._logits)
+
+    def components(self, w):
+        """All K component locs and scales, each of shape ``w.shape[:-1] + (K, latent_dim)``."""
+        h = self.hidden(w)
+        shape = w.shape[:-1] + (self.num_clusters, self.latent_dim)
+        return self.loc_heads(h).reshape(shape), positive(self.scale_heads(h)).reshape(shape)
+
+    def z_dist(self, cluster, w):
+        loc, scale = self.components(w)
+        return dist.Normal(Vindex(loc)[..., cluster, :], Vindex(scale)[..., cluster, :]).to_event(1)
+
+    def forward(self):
+        w = pyro.sample(NOISE, self.w_dist())
+        cluster = pyro.sample(CLUSTER, self.cluster_dist(), infer=ENUM)
+        return pyro.sample(LATENT, self.z_dist(cluster, w))
+
+
+#: Priors by name. Register a new prior here (or pass the class itself) to make it a one-argument swap.
+PRIORS = {
+    "standard-normal": StandardNormalPrior,
+    "mixture": MixturePrior,
+    "conditional-mixture": ConditionalMixturePrior,
+}
+
+
+def register_prior(name, cls):
+    """Add a prior class to :data:`PRIORS` so that it can be chosen by name (CLI and config)."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError("a prior needs a non-empty string name")
+    PRIORS[name] = cls
+    return cls

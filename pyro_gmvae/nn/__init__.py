@@ -1,0 +1,12 @@
+"""Neural networks used by encoders and decoders (plain ``torch.nn`` modules)."""
+
+from .networks import NETWORK_PRESETS, ConvDecoder, ConvEncoder, MLP, build_decoder_net, build_encoder_net
+
+__all__ = [
+    "MLP",
+    "ConvEncoder",
+    "ConvDecoder",
+    "NETWORK_PRESETS",
+    "build_encoder_net",
+    "build_decoder_net",
+]
