@@ -8,6 +8,7 @@ always wins.
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -37,8 +38,8 @@ PRESETS = {
                             likelihood="normal", free_bits=0.5),
 }
 
-MODEL_FIELDS = ("model", "num_clusters", "latent_dim", "noise_dim", "prior_hidden_dim", "prior", "guide",
-                "likelihood", "network")
+MODEL_FIELDS = ("model", "num_clusters", "num_super_clusters", "latent_dim", "noise_dim", "prior_hidden_dim",
+                "prior", "guide", "likelihood", "network")
 TRAIN_FIELDS = ("epochs", "batch_size", "lr", "lr_decay", "lr_decay_every", "min_lr", "adam_eps",
                 "num_particles", "jit", "seed", "pretrain_epochs", "pretrain_lr", "free_bits", "free_bits_site",
                 "free_bits_group", "device")
@@ -76,6 +77,7 @@ def build_parser():
     t.add_argument("--num-clusters", type=int, help="K, the number of clusters (default: the number of classes, or 10)")
     t.add_argument("--latent-dim", type=int, help="size of the continuous latent z")
     t.add_argument("--noise-dim", type=int, help="size of GMVAE's w (default: latent dim)")
+    t.add_argument("--num-super-clusters", type=int, help="S, super-clusters of --model hierarchical")
     t.add_argument("--prior-hidden-dim", type=int, help="hidden units of GMVAE's prior net (default 100)")
     t.add_argument("--prior", help=f"swap the prior: {', '.join(PRIORS)} (default: the model's own)")
     t.add_argument("--guide", help=f"guide family: {', '.join(GUIDES)} (default diagonal)")
@@ -98,8 +100,10 @@ def build_parser():
     t.add_argument("--free-bits", type=float, help="minimum information constraint lambda in nats (0 = off)")
     t.add_argument("--free-bits-site", help="the constrained site: cluster (default), z or w")
     t.add_argument("--free-bits-group", help="site (default) or dim (per-dimension, guided sites only)")
-    t.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--out", help=f"run folder (default {DEFAULT_OUT})")
+    t.add_argument("--resume", nargs="?", const=True, metavar="RUN_DIR",
+                   help="continue RUN_DIR (or --out) from its last checkpoint, with its config.json; "
+                        "only --epochs and --device may change")
     t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -120,6 +124,35 @@ def build_parser():
     pl.add_argument("run_dir")
     pl.add_argument("--device", default="cpu")
     return parser
+
+
+DEFAULT_OUT = "runs/latest"
+
+
+def _run_dir(args):
+    """The run folder of ``train``: ``--resume RUN_DIR`` or ``--out`` (they must agree)."""
+    from .errors import ConfigError
+
+    if isinstance(args.resume, str):
+        if args.out is not None and Path(args.out) != Path(args.resume):
+            raise ConfigError(f"--resume {args.resume} and --out {args.out} name two folders; pass one of them")
+        return Path(args.resume)
+    return Path(args.out if args.out is not None else DEFAULT_OUT)
+
+
+def _check_resume_flags(args):
+    """``--resume`` takes every setting from RUN_DIR/config.json: refuse flags it would ignore."""
+    from .errors import ConfigError
+
+    allowed = {"epochs", "device"}
+    ignored = [f"--{k.replace('_', '-')}" for k in (*MODEL_FIELDS, *TRAIN_FIELDS, *DATA_FIELDS, "preset",
+                                                    "pretrained")
+               if k not in allowed and getattr(args, k, None) is not None]
+    ignored += [f"--{k}" for k in ("download",) if getattr(args, k, False)]
+    if ignored:
+        raise ConfigError(f"--resume continues a run with the settings in its config.json, so {', '.join(ignored)} "
+                          "would be ignored; drop them (only --epochs and --device may change) or start a "
+                          "new run with --out")
 
 
 def _resolve(args):
@@ -148,11 +181,40 @@ def load_data(data_kw, device="cpu", download=False):
 
 
 def cmd_train(args):
+    out = _run_dir(args)
+    try:
+        return _train(args, out)
+    except KeyboardInterrupt:
+        _report_interrupt(out)
+        return 130
+
+
+def _report_interrupt(out):
+    from .runs import CHECKPOINT, CONFIG, load_checkpoint
+
+    resume = f"pyro-gmvae train --resume {shlex.quote(str(out))}"
+    if (out / CHECKPOINT).exists():
+        try:
+            epoch = load_checkpoint(out)["epoch"]
+        except GMVAEError:  # cannot happen with atomic writes; say so rather than crash
+            print(f"\ninterrupted; {out / CHECKPOINT} cannot be read", file=sys.stderr)
+            return
+        print(f"\ninterrupted; the checkpoint of epoch {epoch} is saved in {out}. Resume with: {resume}",
+              file=sys.stderr)
+    elif (out / CONFIG).exists():
+        print(f"\ninterrupted before the first checkpoint; start the run over with: {resume}", file=sys.stderr)
+    else:
+        print("\ninterrupted before training started; nothing was written", file=sys.stderr)
+
+
+def _train(args, out):
     from .config import ModelConfig, TrainConfig
     from .runs import check_device, read_config, train_run
 
-    if args.resume:
-        model_config, train_config, data_spec = read_config(args.out)
+    resume = args.resume is not None
+    if resume:
+        _check_resume_flags(args)
+        model_config, train_config, data_spec = read_config(out)
         overrides = {k: getattr(args, k) for k in ("epochs", "device") if getattr(args, k) is not None}
         train_config = TrainConfig(**{**train_config.to_dict(), **overrides})
         check_device(train_config.device)
@@ -167,22 +229,22 @@ def cmd_train(args):
         model_config = ModelConfig(data_dim=dataset.data_dim, **model_kw)
         train_config = TrainConfig(**train_kw)
         data_spec = data_kw
-    try:
-        trainer = train_run(model_config, train_config, dataset, args.out, data_spec=data_spec,
-                            resume=args.resume, overwrite=args.overwrite, pretrained=args.pretrained,
-                            progress=not args.no_progress)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; the checkpoint of the last finished epoch is in {args.out}. "
-              f"Resume with: pyro-gmvae train --resume --out {args.out}", file=sys.stderr)
-        return 130
+    trainer = train_run(model_config, train_config, dataset, out, data_spec=data_spec,
+                        resume=resume, overwrite=args.overwrite, pretrained=args.pretrained,
+                        progress=not args.no_progress)
     from .runs import read_metrics
 
-    last = read_metrics(args.out)[-1:] or [{}]
-    print(json.dumps({"run_dir": str(args.out), "epoch": trainer.epoch, **last[0]}))
+    last = read_metrics(out)[-1:] or [{}]
+    print(json.dumps({"run_dir": str(out), "epoch": trainer.epoch, **last[0]}))
     return 0
 
 
 def cmd_evaluate(args):
+    from .errors import check_positive
+
+    # checked here so that a bad value fails before the run is loaded
+    check_positive("--num-samples", args.num_samples, integer=True)
+    check_positive("--batch-size", args.batch_size, integer=True)
     from .evaluation.report import evaluate_run
 
     result = evaluate_run(args.run_dir, num_samples=args.num_samples, split=args.split,
@@ -214,7 +276,8 @@ def main(argv=None):
     try:
         return command(args)
     except GMVAEError as e:
-        print(f"pyro-gmvae {args.command}: error: {e}", file=sys.stderr)
+        message = " ".join(str(e).split())  # one line, whatever the message holds
+        print(f"pyro-gmvae {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

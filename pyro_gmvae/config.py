@@ -24,6 +24,7 @@ class ModelConfig:
     num_clusters: int = 10
     latent_dim: int = 10
     noise_dim: int | None = None
+    num_super_clusters: int | None = None  # the hierarchical model's top level (None: its default)
     prior_hidden_dim: int = 100
     prior: str | None = None
     guide: str = "diagonal"
@@ -47,6 +48,8 @@ class ModelConfig:
             check_positive(name, getattr(self, name), integer=True)
         if self.noise_dim is not None:
             check_positive("noise_dim", self.noise_dim, integer=True)
+        if self.num_super_clusters is not None:
+            check_positive("num_super_clusters", self.num_super_clusters, integer=True)
 
     @property
     def prior_name(self):

@@ -2,9 +2,18 @@
 killed at any moment leaves a loadable checkpoint and an intact metrics file.
 
 - ``checkpoint.pt`` is written to a temporary file, flushed, and renamed over the old one at the
-  end of every epoch (the rename is atomic), with the optimiser state, the RNG states and the epoch.
-- ``metrics.jsonl`` gets one line per epoch *after* the checkpoint of that epoch is in place; on
-  resume, lines past the checkpoint's epoch (and a torn last line) are dropped.
+  end of every epoch (the rename is atomic), with the optimiser state, the RNG states, the epoch
+  and the metrics rows so far.
+- ``metrics.jsonl`` is rewritten the same way (one JSON row per epoch) *after* the checkpoint of
+  that epoch is in place, so it is never torn and lags the checkpoint by at most one row. On resume
+  it is rewritten from the checkpoint's rows: a row past the checkpoint is dropped, a missing one
+  restored.
+- A run killed before its first checkpoint (during pretraining) holds only ``config.json``;
+  ``--resume`` starts it over, which gives the same result since the run is seeded.
+
+Training is deterministic: the model is initialised from ``seed``, each epoch's minibatch order is
+seeded by ``(seed, epoch)``, and the RNG states travel in the checkpoint, so on the CPU a resumed
+run ends bit for bit where an uninterrupted one does.
 """
 
 import json
@@ -103,6 +112,7 @@ def read_metrics(run_dir, max_epoch=None):
 
 
 def append_metrics(run_dir, row):
+    """Append one row (``train_run`` rewrites the file atomically instead; kept for tools)."""
     with open(Path(run_dir) / METRICS, "a") as f:
         f.write(json.dumps(row) + "\n")
         f.flush()
@@ -120,8 +130,12 @@ def prepare_run_dir(out, *, resume=False, overwrite=False):
         raise ConfigError("--resume and --overwrite exclude each other; choose one")
     has_run = (out / CONFIG).exists() or (out / CHECKPOINT).exists()
     if resume:
-        if not (out / CHECKPOINT).exists():
+        if not has_run:
             raise CheckpointError(f"cannot resume: {out} holds no {CHECKPOINT}; start a new run with --out {out}")
+        if not (out / CHECKPOINT).exists() and read_metrics(out):
+            raise CheckpointError(f"cannot resume: {out / CHECKPOINT} is missing although {METRICS} records "
+                                  "finished epochs; restore the checkpoint, or start over with --overwrite")
+        # config.json alone: killed before the first checkpoint; train_run starts it over
         return out
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; pass a folder")
@@ -136,6 +150,14 @@ def clear_run_dir(out):
         p = Path(out) / name
         if p.exists():
             p.unlink()
+    remove_stale_temporaries(out)
+
+
+def remove_stale_temporaries(out):
+    """Delete the temporary files of writes that a killed process left half done."""
+    for name in (CONFIG, METRICS, CHECKPOINT, PRETRAINED):
+        for tmp in Path(out).glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def check_compatible(state, model, guide, run_dir):
@@ -156,19 +178,64 @@ def copy_pretrained(src_run, dst_run):
     shutil.copyfile(src, Path(dst_run) / PRETRAINED)
 
 
+#: Training settings that may change when a run is resumed; the others would change its result.
+RESUMABLE_CHANGES = ("epochs", "device")
+
+
+def check_resume_config(run_dir, model_config, train_config):
+    """Raise :class:`CheckpointError` unless the configs match the run's ``config.json``
+    (``epochs`` and ``device`` may change)."""
+    saved_model, saved_train, _ = read_config(run_dir)
+    if saved_model != model_config:
+        diff = {k: (v, getattr(model_config, k)) for k, v in saved_model.to_dict().items()
+                if getattr(model_config, k) != v}
+        raise CheckpointError(f"the run in {run_dir} was trained with another model configuration "
+                              f"(saved vs given: {diff}); resume with the config.json that came with it")
+    mine, theirs = train_config.to_dict(), saved_train.to_dict()
+    diff = {k: (theirs[k], mine[k]) for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs.get(k)}
+    if diff:
+        raise CheckpointError(f"resuming {run_dir} with other training settings would not continue the same run "
+                              f"(saved vs given: {diff}); only {', '.join(RESUMABLE_CHANGES)} may change")
+
+
+def check_free_bits_site(model, guide, train_config):
+    """The free-bits site must be a cluster site of the model or a site of the guide (checked
+    here, before training, rather than inside the first trace)."""
+    from .errors import check_choice
+
+    if train_config.free_bits <= 0:
+        return
+    site = train_config.free_bits_site
+    check_choice("free-bits site", site, set(model.cluster_sites) | set(guide.sites))
+    if site in model.cluster_sites and train_config.free_bits_group != "site":
+        raise ConfigError(f"free-bits group must be 'site' for the enumerated site {site!r}; "
+                          "pass --free-bits-group site")
+
+
 def train_run(model_config, train_config, dataset, out, *, data_spec=None, resume=False, overwrite=False,
               pretrained=None, progress=True, log=print):
     """Train into the run folder ``out`` (see the module docstring); returns the :class:`Trainer`.
 
     Everything is checked before anything is written: the configs, the data against the model,
     the device, the folder, and the checkpoints to resume from or to take pretrained weights from.
+    With ``resume=True`` the configs must be those of ``out/config.json`` (``epochs`` and
+    ``device`` may change).
     """
-    from .data import validate_data
+    import pyro
+
+    from .config import ModelConfig, TrainConfig
+    from .data import Dataset, validate_data
     from .errors import DataError
     from .inference.training import Trainer
     from .models import MODELS, build
 
     out = Path(out)
+    if not isinstance(model_config, ModelConfig) or not isinstance(train_config, TrainConfig):
+        raise ConfigError("train_run takes a ModelConfig and a TrainConfig; build them with "
+                          "ModelConfig(...) and TrainConfig(...)")
+    if not isinstance(dataset, Dataset):
+        raise DataError(f"train_run takes a Dataset, got {type(dataset).__name__}; wrap tensors with "
+                        "pyro_gmvae.from_tensor(x)")
     check_device(train_config.device)
     validate_data(dataset.x, likelihood=model_config.likelihood)
     if dataset.data_dim != model_config.data_dim:
@@ -178,11 +245,16 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
         raise DataError(f"{dataset.num_datapoints} datapoints cannot fill {model_config.num_clusters} clusters; "
                         "use fewer clusters or more data")
     prepare_run_dir(out, resume=resume, overwrite=overwrite)
+    restart = resume and not (out / CHECKPOINT).exists()
+    if resume:
+        check_resume_config(out, model_config, train_config)
+    pyro.set_rng_seed(train_config.seed)  # the initial weights are part of the run's result
     model, guide = build(model_config)
+    check_free_bits_site(model, guide, train_config)
     trainer = Trainer(model, guide, train_config, pretrain_epochs=MODELS[model_config.model].pretrain_epochs,
                       progress=progress)
     state = None
-    if resume:
+    if resume and not restart:
         state = load_checkpoint(out)
         check_compatible(state, model, guide, out)
     pre_state = None
@@ -193,11 +265,23 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     # -- from here on, files are written ------------------------------------------------------------
     out.mkdir(parents=True, exist_ok=True)
     if state is not None:
+        remove_stale_temporaries(out)
         trainer.load_state_dict(state)
-        rewrite_metrics(out, read_metrics(out, max_epoch=trainer.epoch))
+        history = state.get("metrics")
+        if history is None:  # a checkpoint written before the rows travelled with it
+            history = read_metrics(out)
+        history = [row for row in history if row.get("epoch", 0) <= trainer.epoch]
+        rewrite_metrics(out, history)
+        _, saved_train, saved_data = read_config(out)
+        if saved_train != train_config:  # new --epochs or --device: config.json tells what the run is now
+            write_json(out / CONFIG, {"model": model_config.to_dict(), "train": train_config.to_dict(),
+                                      "data": saved_data})
         log(f"resuming {out} at epoch {trainer.epoch} of {train_config.epochs}")
     else:
-        if overwrite:
+        history = []
+        if restart:
+            log(f"{out} was stopped before its first checkpoint; starting it over")
+        if overwrite or restart:
             clear_run_dir(out)
         write_json(out / CONFIG, {"model": model_config.to_dict(), "train": train_config.to_dict(),
                                   "data": data_spec or {"dataset": dataset.name}})
@@ -211,11 +295,12 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
             atomic_write_bytes(out / PRETRAINED, lambda f: torch.save(
                 {"format": FORMAT, "model": model.state_dict(), "guide": guide.state_dict(),
                  "pretrain_report": trainer.pretrain_report}, f))
-        save_checkpoint(out, trainer.state_dict())
+        save_checkpoint(out, {**trainer.state_dict(), "metrics": history})
 
     def on_epoch_end(tr, row):
-        save_checkpoint(out, tr.state_dict())
-        append_metrics(out, row)
+        history.append(row)
+        save_checkpoint(out, {**tr.state_dict(), "metrics": history})
+        rewrite_metrics(out, history)
 
     trainer.fit(dataset, on_epoch_end=on_epoch_end)
     return trainer

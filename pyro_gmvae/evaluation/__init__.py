@@ -1,0 +1,15 @@
+"""Evaluation: the exact-enumeration marginal likelihood, responsibilities, metrics, generation."""
+
+from .generation import sample_latents_per_cluster, sample_per_cluster
+from .marginal import (KHAT_THRESHOLD, MarginalLikelihood, elbo_per_datapoint, estimate_marginal_likelihood,
+                       exact_log_marginal_likelihood, importance_log_weights, log_marginal_likelihood, pareto_khat)
+from .metrics import active_clusters, clustering_scores, hungarian_accuracy, many_to_one_accuracy
+from .report import cluster_shares, evaluate_run
+from .responsibilities import cluster_marginals, predict, responsibilities
+
+__all__ = [
+    "log_marginal_likelihood", "exact_log_marginal_likelihood", "estimate_marginal_likelihood", "MarginalLikelihood",
+    "importance_log_weights", "elbo_per_datapoint", "pareto_khat", "KHAT_THRESHOLD", "sample_per_cluster",
+    "sample_latents_per_cluster", "cluster_shares", "evaluate_run", "cluster_marginals", "responsibilities",
+    "predict", "clustering_scores", "hungarian_accuracy", "many_to_one_accuracy", "active_clusters",
+]

@@ -28,11 +28,14 @@ def cluster_marginals(model, guide, x, *, batch_size=1000, use_mean=True, num_sa
     out = {}
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size]
+        n = xb.shape[0]
+        if n == 1:  # Pyro's contraction mistakes a data plate of size 1 for a broadcast dim
+            xb = xb.expand(2, -1)
         acc = {}
         for _ in range(1 if use_mean else num_samples):
             marginals = elbo.compute_marginals(model, _guide_at(guide, xb, use_mean), xb)
             for name, d in marginals.items():
-                probs = d.probs.reshape(-1, xb.shape[0], d.probs.shape[-1])[-1]
+                probs = d.probs.reshape(-1, xb.shape[0], d.probs.shape[-1])[-1, :n]
                 acc[name] = acc.get(name, 0) + probs
         for name, p in acc.items():
             out.setdefault(name, []).append(p / (1 if use_mean else num_samples))

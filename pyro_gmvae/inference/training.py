@@ -61,6 +61,10 @@ class Trainer:
 
     def __init__(self, model, guide, config, *, pretrain_epochs=0, progress=True):
         self.model, self.guide, self.config = model, guide, config
+        # PyroModules register their parameters by name in Pyro's global param store, and SVI hands
+        # the *stored* tensors to the optimiser: an entry left by an earlier model of the same names
+        # would take every update while this model stayed frozen. The trainer owns the store.
+        pyro.clear_param_store()
         self.device = torch.device(config.device)
         self.model.to(self.device)
         self.guide.to(self.device)
@@ -148,9 +152,36 @@ class Trainer:
             if self.free_bits is not None and self.free_bits.kl is not None and not self.config.jit:
                 kl_sum += float(self.free_bits.kl)
                 kl_count += 1
+        self._check_finite_params(step)
         self.optim.step()  # the learning-rate schedule, per epoch
         self.epoch += 1
         return total / n, (kl_sum / kl_count if kl_count else None)
+
+    def _check_finite_params(self, step):
+        # A finite loss can still leave NaN parameters behind (a NaN gradient in the last step):
+        # stop before they reach a checkpoint. Once per epoch: one device sync, not one per step.
+        params = [p for m in (self.model, self.guide) for p in m.parameters()]
+        if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+            bad = [f"{owner}.{name}" for owner, m in (("model", self.model), ("guide", self.guide))
+                   for name, p in m.named_parameters() if not bool(torch.isfinite(p).all())]
+            raise TrainingError(
+                f"non-finite parameters ({', '.join(bad[:3])}) at epoch {self.epoch + 1}, step {step + 1}; "
+                "the last good checkpoint is kept; lower --lr or pretrain longer")
+
+    def check_data(self, data):
+        """Raise :class:`~pyro_gmvae.errors.DataError` unless ``data`` fits the model, before any step."""
+        from ..data import validate_data
+        from ..errors import DataError
+
+        decoder = getattr(self.model, "decoder", None)
+        validate_data(data.x, likelihood=getattr(decoder, "likelihood", None))
+        expected = getattr(decoder, "data_dim", None)
+        if expected is not None and data.data_dim != expected:
+            raise DataError(f"the data has {data.data_dim} features but the model expects {expected}; "
+                            f"build the model with data_dim={data.data_dim}")
+        if data.num_datapoints < self.model.num_clusters:
+            raise DataError(f"{data.num_datapoints} datapoints cannot fill {self.model.num_clusters} clusters; "
+                            "use fewer clusters or more data")
 
     def evaluate(self, data):
         """Metrics of the current model on ``data``: active clusters and, with labels, acc/NMI/ARI."""
@@ -169,6 +200,7 @@ class Trainer:
         """Pretrain (first call, if asked) and train until ``config.epochs``; returns the history.
 
         ``on_epoch_end(trainer, row)`` is called after each epoch (checkpointing lives there)."""
+        self.check_data(data)
         self._start()
         if self.epoch == 0 and self.pretrain_epochs and self.pretrain_report is None:
             self.pretrain(data)

@@ -36,7 +36,8 @@ def register_model(name, spec):
 def build_prior(config):
     prior_cls = PRIORS[config.prior_name]
     return prior_cls(latent_dim=config.latent_dim, num_clusters=config.num_clusters,
-                     noise_dim=config.noise_dim, hidden_dim=config.prior_hidden_dim)
+                     noise_dim=config.noise_dim, hidden_dim=config.prior_hidden_dim,
+                     num_super_clusters=config.num_super_clusters)
 
 
 def build(config):
@@ -56,3 +57,5 @@ __all__ = [
     "MODELS", "ModelSpec", "register_model", "build", "build_prior", "ClusterModel", "Decoder",
     "PRIORS", "register_prior", "StandardNormalPrior", "MixturePrior", "ConditionalMixturePrior", "ConfigError",
 ]
+
+from . import hierarchical  # noqa: F401  (registers the "hierarchical" model and its prior)

@@ -1,0 +1,293 @@
+"""The marginal likelihood ``log p(x)``: importance sampling with every cluster summed out exactly.
+
+For each datapoint the estimate is
+
+.. math::
+
+    \\log \\hat p_S(x) = \\log \\frac{1}{S} \\sum_{s=1}^{S}
+        \\frac{\\sum_{c} p(x, c, z_s)}{q(z_s \\mid x)}, \\qquad z_s \\sim q(z \\mid x),
+
+where ``c`` runs over *every* joint value of the model's enumerated sites (``cluster``, and
+``super_cluster`` in a hierarchy) and ``z`` collects the continuous latents the guide samples
+(``z``, and GMVAE's ``w``). The inner sum is done by Pyro's parallel enumeration and a brute-force
+``logsumexp`` over all enumeration dims of the summed log-factors, so it stays exact however the
+enumerated sites nest. The estimate is a stochastic lower bound of ``log p(x)`` that rises to it
+as ``S`` grows (Burda et al. 2016); its per-sample average is the ELBO of ``TraceEnum_ELBO``.
+
+:func:`exact_log_marginal_likelihood` gives ``log p(x)`` in closed form for a Gaussian mixture
+prior with a linear-Gaussian decoder, the reference the estimator is tested against:
+
+.. math::
+
+    p(x) = \\sum_k \\pi_k\\, \\mathcal{N}\\big(x;\\ W \\mu_k + b,\\ W \\Sigma_k W^\\top + \\operatorname{diag}\\sigma^2\\big).
+
+>>> import torch
+>>> from pyro_gmvae import ModelConfig, build
+>>> model, guide = build(ModelConfig(data_dim=6, num_clusters=3, latent_dim=2, network="toy"))
+>>> ll = log_marginal_likelihood(model, guide, torch.rand(4, 6), num_samples=8)
+>>> ll.shape
+torch.Size([4])
+"""
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pyro
+import torch
+from pyro import poutine
+from pyro.poutine.util import site_is_subsample
+from torch import nn
+
+from ..errors import ConfigError
+from ..sites import DATA_PLATE
+
+#: The plate of importance samples; the models' own data plate is dim -1.
+SAMPLE_PLATE = "_importance_samples"
+#: Elements of one (samples x datapoints) grid per chunk; enumeration multiplies it by the table size.
+_CHUNK_ELEMENTS = 2 ** 17
+#: Pareto k-hat above this marks an unreliable importance-sampling estimate (Vehtari et al. 2024).
+KHAT_THRESHOLD = 0.7
+
+
+def _check_site(site, n, what):
+    """Every site lives in the data plate, and its log-prob is per (sample, datapoint)."""
+    if not any(f.name == DATA_PLATE for f in site["cond_indep_stack"]):
+        raise ConfigError(f"{what} site {site['name']!r} is outside plate {DATA_PLATE!r}, so its log-density "
+                          "cannot be split per datapoint; put every latent and observed site inside the data plate")
+    lp = site["log_prob"]
+    if lp.dim() >= 1 and lp.shape[-1] not in (1, n):
+        raise ConfigError(f"{what} site {site['name']!r} has log-prob shape {tuple(lp.shape)}, expected a last "
+                          f"dim of {n} datapoints; declare its dims inside plate {DATA_PLATE!r} (e.g. to_event)")
+
+
+def _sample_sites(trace):
+    return [s for s in trace.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)]
+
+
+def _log_weights_chunk(model, guide, x, num_samples):
+    """``(num_samples, N)`` log importance weights ``log sum_c p(x, c, z_s) - log q(z_s | x)``."""
+    n = x.shape[0]
+    with pyro.plate(SAMPLE_PLATE, num_samples, dim=-2):
+        guide_trace = poutine.trace(guide).get_trace(x)
+        model_trace = poutine.trace(
+            poutine.replay(poutine.enum(model, first_available_dim=-3), trace=guide_trace)).get_trace(x)
+    guide_trace.compute_log_prob()
+    model_trace.compute_log_prob()
+
+    log_q = x.new_zeros(num_samples, n)
+    for site in _sample_sites(guide_trace):
+        if site["infer"].get("enumerate"):
+            raise ConfigError(f"guide site {site['name']!r} is enumerated; the estimator sums discrete sites out "
+                              "in the model, so leave them out of the guide")
+        _check_site(site, n, "guide")
+        log_q = log_q + site["log_prob"]
+
+    # The brute-force joint table: every model factor broadcast together, then summed over all
+    # enumeration dims (left of the sample dim). Exact for any nesting of enumerated sites.
+    log_joint = x.new_zeros(num_samples, n)
+    for site in _sample_sites(model_trace):
+        if not site["is_observed"] and site["name"] not in guide_trace.nodes \
+                and "_enumerate_dim" not in site["infer"]:
+            raise ConfigError(f"model site {site['name']!r} is neither enumerated nor supplied by the guide; "
+                              "mark discrete sites infer={'enumerate': 'parallel'} and give the guide every "
+                              "continuous latent")
+        _check_site(site, n, "model")
+        log_joint = log_joint + site["log_prob"]
+    if log_joint.dim() > 2:
+        log_joint = log_joint.reshape((-1, num_samples, n)).logsumexp(0)
+    if log_joint.shape != (num_samples, n) or log_q.shape != (num_samples, n):
+        raise ConfigError(f"log-weights have shape {tuple(log_joint.shape)} / {tuple(log_q.shape)}, expected "
+                          f"{(num_samples, n)}; the model and guide must use one plate {DATA_PLATE!r} "
+                          "(max_plate_nesting=1)")
+    return log_joint - log_q
+
+
+def _chunks(num_samples, batch, chunk_size):
+    size = chunk_size or max(1, _CHUNK_ELEMENTS // max(batch, 1))
+    for start in range(0, num_samples, size):
+        yield min(size, num_samples - start)
+
+
+def _check_counts(num_samples, batch_size):
+    for name, value in (("num_samples", num_samples), ("batch_size", batch_size)):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+@torch.no_grad()
+def importance_log_weights(model, guide, x, num_samples, *, chunk_size=None):
+    """``(num_samples, N)`` log importance weights of the rows of ``x`` (clusters summed out exactly).
+
+    The ``num_samples`` guide draws are vectorized in chunks of ``chunk_size`` samples.
+    """
+    _check_counts(num_samples, 1)
+    return torch.cat([_log_weights_chunk(model, guide, x, s) for s in _chunks(num_samples, x.shape[0], chunk_size)])
+
+
+def _as_x(data):
+    return data.x if hasattr(data, "x") else data
+
+
+@torch.no_grad()
+def log_marginal_likelihood(model, guide, data, num_samples=100, batch_size=500, *, chunk_size=None):
+    """``(N,)`` importance-weighted estimates of ``log p(x_n)`` with ``num_samples`` guide samples.
+
+    ``data`` is a tensor ``(N, D)`` or a :class:`~pyro_gmvae.data.Dataset`. Datapoints go in
+    batches of ``batch_size``; samples in vectorized chunks whose running ``logsumexp`` bounds the
+    memory for any ``num_samples``. Everything runs on the data's device.
+    """
+    x = _as_x(data)
+    _check_counts(num_samples, batch_size)
+    out = []
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start:start + batch_size]
+        total = None
+        for s in _chunks(num_samples, xb.shape[0], chunk_size):
+            part = _log_weights_chunk(model, guide, xb, s).logsumexp(0)
+            total = part if total is None else torch.logaddexp(total, part)
+        out.append(total - math.log(num_samples))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def elbo_per_datapoint(model, guide, data, num_samples=1, batch_size=500, *, chunk_size=None):
+    """``(N,)`` ELBO of each datapoint, the mean log-weight over ``num_samples`` guide samples
+    (what ``TraceEnum_ELBO`` computes, per datapoint and with the sign of a bound, not a loss)."""
+    x = _as_x(data)
+    _check_counts(num_samples, batch_size)
+    out = []
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start:start + batch_size]
+        total = sum(_log_weights_chunk(model, guide, xb, s).sum(0) for s in _chunks(num_samples, xb.shape[0],
+                                                                                     chunk_size))
+        out.append(total / num_samples)
+    return torch.cat(out)
+
+
+# -- diagnostics ---------------------------------------------------------------------------------
+def _arviz_psislw(log_weights):
+    """arviz's PSIS on ``(..., S)`` log-weights: ``(smoothed, khat)``. arviz < 1 has ``az.psislw``;
+    arviz >= 1 moved it to arviz-stats, whose array version takes log-*likelihoods* (it negates)."""
+    try:
+        from arviz import psislw
+    except ImportError:
+        psislw = None
+    if psislw is not None:
+        return psislw(log_weights)
+    from arviz_stats.base import array_stats
+
+    return array_stats.psislw(-log_weights, r_eff=1.0, axis=-1)
+
+
+def pareto_khat(log_weights):
+    """Pareto-smoothed importance sampling k-hat of each datapoint, ``(N,)`` numpy, from
+    ``(S, N)`` log-weights. ``inf`` where the tail is too short to fit (fewer than ~25 samples)."""
+    lw = log_weights.detach().double().cpu().numpy().T  # arviz wants the sample dim last
+    num_samples = lw.shape[-1]
+    if num_samples < 25:  # arviz's tail would hold <= 4 draws: no fit
+        return np.full(lw.shape[0], np.inf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # arviz warns on k > 0.7: reported, not raised
+        _, khat = _arviz_psislw(lw)
+    return np.asarray(khat, dtype=np.float64).reshape(lw.shape[0])
+
+
+def _finite_or_none(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@dataclass
+class MarginalLikelihood:
+    """Per-datapoint results of :func:`estimate_marginal_likelihood` (tensors of shape ``(N,)``)."""
+
+    log_likelihood: torch.Tensor
+    elbo: torch.Tensor
+    khat: np.ndarray
+    num_samples: int
+
+    @property
+    def num_datapoints(self):
+        return int(self.log_likelihood.shape[0])
+
+    def summary(self):
+        """Means per datapoint, the standard error of the mean log-likelihood (std / sqrt(N)) and the
+        PSIS diagnostics: the share of datapoints with k-hat > 0.7 and the max (None if not fitted)."""
+        ll = self.log_likelihood.double()
+        n = self.num_datapoints
+        stderr = float(ll.std(unbiased=True) / math.sqrt(n)) if n > 1 else None
+        fitted = np.isfinite(self.khat)
+        return {
+            "log_likelihood": float(ll.mean()),
+            "log_likelihood_stderr": stderr,
+            "elbo": float(self.elbo.double().mean()),
+            "khat_max": _finite_or_none(self.khat[fitted].max()) if fitted.any() else None,
+            "khat_share_above_0_7": float((self.khat[fitted] > KHAT_THRESHOLD).mean()) if fitted.any() else None,
+            "num_samples": int(self.num_samples),
+            "num_datapoints": n,
+        }
+
+
+@torch.no_grad()
+def estimate_marginal_likelihood(model, guide, data, num_samples=100, batch_size=500, *, chunk_size=None):
+    """The importance-weighted log-likelihood, the ELBO (mean log-weight, same samples) and the
+    PSIS k-hat of every datapoint, as a :class:`MarginalLikelihood`.
+
+    Holds one ``(num_samples, batch_size)`` block of log-weights at a time (PSIS needs them all).
+    """
+    x = _as_x(data)
+    _check_counts(num_samples, batch_size)
+    ll, elbo, khat = [], [], []
+    for start in range(0, x.shape[0], batch_size):
+        lw = importance_log_weights(model, guide, x[start:start + batch_size], num_samples, chunk_size=chunk_size)
+        ll.append(lw.logsumexp(0) - math.log(num_samples))
+        elbo.append(lw.mean(0))
+        khat.append(pareto_khat(lw))
+    return MarginalLikelihood(torch.cat(ll), torch.cat(elbo), np.concatenate(khat), int(num_samples))
+
+
+# -- the closed form -----------------------------------------------------------------------------
+def _linear_layer(net):
+    if isinstance(net, nn.Sequential) and len(net) == 1:
+        net = net[0]
+    return net if isinstance(net, nn.Linear) else None
+
+
+def _mixture_of(prior):
+    from ..models.priors import MixturePrior, StandardNormalPrior
+
+    if isinstance(prior, MixturePrior):
+        return torch.log_softmax(prior.logits, -1), prior.loc, prior.scale
+    if isinstance(prior, StandardNormalPrior):
+        zero = prior._zero
+        return zero.new_zeros(1), zero[None], torch.ones_like(zero)[None]
+    raise ConfigError(f"the closed-form evidence needs a MixturePrior or StandardNormalPrior, got "
+                      f"{type(prior).__name__}; use log_marginal_likelihood for other priors")
+
+
+@torch.no_grad()
+def exact_log_marginal_likelihood(model, x):
+    """``(N,)`` exact ``log p(x_n)`` of a Gaussian-mixture (or standard-normal) prior with a
+    linear-Gaussian decoder ``x | z ~ Normal(W z + b, sigma)``: a Gaussian mixture in closed form.
+
+    Raises :class:`~pyro_gmvae.errors.ConfigError` for any other model.
+    """
+    from ..models.decoders import Decoder
+    from ..models.priors import positive
+
+    decoder = getattr(model, "decoder", None)
+    prior = getattr(model, "prior", None)
+    linear = _linear_layer(decoder.net) if isinstance(decoder, Decoder) else None
+    if linear is None or decoder.likelihood != "normal":
+        raise ConfigError("the closed-form evidence needs a Decoder whose net is a single torch.nn.Linear and whose "
+                          "likelihood is 'normal'; use log_marginal_likelihood for other decoders")
+    log_pi, loc, scale = _mixture_of(prior)
+    weight = linear.weight  # (D, d)
+    bias = linear.bias if linear.bias is not None else weight.new_zeros(weight.shape[0])
+    noise_var = positive(decoder.scale_raw) ** 2
+    means = loc @ weight.T + bias  # (K, D)
+    covs = (weight * scale[:, None, :] ** 2) @ weight.T + torch.diag_embed(noise_var.expand(means.shape))
+    components = torch.distributions.MultivariateNormal(means, covariance_matrix=covs)
+    return (components.log_prob(x[:, None, :]) + log_pi).logsumexp(-1)

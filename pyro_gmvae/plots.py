@@ -1,0 +1,159 @@
+"""Figures of a run folder (``pyro-gmvae sample`` and ``pyro-gmvae plot``), drawn with matplotlib's
+Agg backend so they work without a display.
+
+- :func:`sample_grid`: decoded prior samples, one row per cluster (images), or a scatter plot
+  coloured by cluster (2-D data).
+- :func:`plot_run`: training curves (ELBO, accuracy, active clusters per epoch) and a 2-D view of
+  the latent space coloured by the predicted cluster.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import CheckpointError
+from .sites import LATENT
+
+#: Flat sizes we know how to show as images: (channels, height, width).
+_IMAGE_SHAPES = {64: (1, 8, 8), 784: (1, 28, 28), 1024: (1, 32, 32), 3072: (3, 32, 32)}
+_MAX_POINTS = 5000
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def image_shape(data_dim):
+    """``(C, H, W)`` of a flat image of ``data_dim`` values, or None (square gray images included)."""
+    if data_dim in _IMAGE_SHAPES:
+        return _IMAGE_SHAPES[data_dim]
+    side = math.isqrt(data_dim)
+    return (1, side, side) if side * side == data_dim and side >= 4 else None
+
+
+def _save(fig, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def _image_grid(samples, shape):
+    """``(K, n, D)`` -> one ``(K*H, n*W[, C])`` array with one row of images per cluster."""
+    c, h, w = shape
+    k, n = samples.shape[:2]
+    imgs = samples.reshape(k, n, c, h, w).transpose(0, 3, 1, 4, 2).reshape(k * h, n * w, c)
+    return imgs[..., 0] if c == 1 else imgs
+
+
+def sample_grid(run_dir, per_cluster=10, out=None, device="cpu", *, seed=0):
+    """Write decoded prior samples of each cluster of the run to ``out`` (default ``RUN_DIR/samples.png``);
+    returns the path. Images get one row per cluster; 2-D data a scatter plot; other data one
+    heat-map row per sample."""
+    import pyro
+
+    from .evaluation.generation import sample_per_cluster
+    from .runs import load_run
+
+    model, _, model_config, _, _ = load_run(run_dir, device)
+    if not model.cluster_sites:
+        raise CheckpointError(f"the run in {run_dir} has no clusters (model {model_config.model!r}); "
+                              "samples per cluster need a mixture prior")
+    pyro.set_rng_seed(seed)
+    samples = sample_per_cluster(model, per_cluster).cpu().double().numpy()  # (K, n, D)
+    k, n, d = samples.shape
+    plt = _pyplot()
+    shape = image_shape(d)
+    if d == 2:
+        fig, ax = plt.subplots(figsize=(5, 5))
+        for j in range(k):
+            ax.scatter(samples[j, :, 0], samples[j, :, 1], s=8, label=f"cluster {j}")
+        ax.legend(fontsize="small", markerscale=2)
+        ax.set_title(f"decoded prior samples, {n} per cluster")
+    elif shape is not None:
+        grid = _image_grid(np.clip(samples, 0, 1), shape)
+        fig, ax = plt.subplots(figsize=(max(2, 0.6 * n), max(2, 0.6 * k)))
+        ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=1)
+        ax.set_yticks([(j + 0.5) * shape[1] for j in range(k)], [str(j) for j in range(k)])
+        ax.set_xticks([])
+        ax.set_ylabel("cluster")
+    else:
+        fig, ax = plt.subplots(figsize=(8, max(2, 0.15 * k * n)))
+        ax.imshow(samples.reshape(k * n, d), aspect="auto", interpolation="nearest")
+        ax.set_yticks([(j + 0.5) * n for j in range(k)], [str(j) for j in range(k)])
+        ax.set_ylabel("cluster")
+        ax.set_xlabel("feature")
+    return _save(fig, Path(run_dir) / "samples.png" if out is None else out)
+
+
+def _curves(rows, path):
+    plt = _pyplot()
+    panels = [(key, label) for key, label in (("elbo", "ELBO per datapoint"), ("acc", "accuracy"),
+                                              ("num_active_clusters", "active clusters"))
+              if any(key in r for r in rows)]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4 * max(1, len(panels)), 3), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
+        pts = [(r["epoch"], r[key]) for r in rows if key in r and r[key] is not None]
+        if pts:
+            ax.plot(*zip(*pts), marker="o" if len(pts) < 30 else None)
+        ax.set_xlabel("epoch")
+        ax.set_title(label)
+    return _save(fig, path)
+
+
+def _project_2d(z):
+    """The first two principal components (or the coordinates themselves for 1-2 dims)."""
+    z = z - z.mean(0, keepdims=True)
+    if z.shape[1] <= 2:
+        return np.pad(z, ((0, 0), (0, 2 - z.shape[1])))
+    _, _, vt = np.linalg.svd(z, full_matrices=False)
+    return z @ vt[:2].T
+
+
+def _latent_view(model, guide, data, path):
+    from .evaluation.responsibilities import predict
+
+    x = data.x[:_MAX_POINTS]
+    with torch.no_grad():
+        z = torch.cat([guide.site_dists(x[i:i + 1000])[LATENT].mean for i in range(0, x.shape[0], 1000)])
+    points = _project_2d(z.cpu().double().numpy())
+    if model.cluster_sites:
+        colour, title = predict(model, guide, x).cpu().numpy(), "predicted cluster"
+    elif data.y is not None:
+        colour, title = data.y[:_MAX_POINTS].cpu().numpy(), "label"
+    else:
+        colour, title = None, None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    sc = ax.scatter(points[:, 0], points[:, 1], c=colour, s=4, cmap="tab20" if colour is not None else None)
+    if colour is not None:
+        fig.colorbar(sc, ax=ax, label=title)
+    axis = "z" if z.shape[1] <= 2 else "principal component of E[z | x]"
+    ax.set_xlabel(f"{axis} 1")
+    ax.set_ylabel(f"{axis} 2")
+    ax.set_title("latent space" + (f", coloured by {title}" if title else ""))
+    return _save(fig, path)
+
+
+def plot_run(run_dir, device="cpu"):
+    """Write ``RUN_DIR/curves.png`` (training curves from ``metrics.jsonl``) and ``RUN_DIR/latent.png``
+    (guide means of ``z``, projected to 2-D, coloured by predicted cluster); returns their paths."""
+    from .evaluation.report import load_run_data
+    from .runs import load_run, read_metrics
+
+    run_dir = Path(run_dir)
+    model, guide, _, _, _ = load_run(run_dir, device)
+    paths = []
+    rows = read_metrics(run_dir)
+    if rows:
+        paths.append(_curves(rows, run_dir / "curves.png"))
+    paths.append(_latent_view(model, guide, load_run_data(run_dir, device=device), run_dir / "latent.png"))
+    return paths

@@ -1,0 +1,172 @@
+"""Interrupted and resumed runs: a resumed run ends exactly where an uninterrupted one does,
+whether it was stopped cleanly, killed with SIGKILL at any moment, or interrupted with Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyro
+import pytest
+import torch
+
+from pyro_gmvae import cli, runs
+
+REPO = Path(__file__).resolve().parents[1]
+
+# VaDE with a short pretraining, so that a kill can also land before the first checkpoint;
+# a decaying learning rate, so that the scheduler state must travel in the checkpoint too.
+TINY = ["--model", "vade", "--dataset", "synthetic", "--num-datapoints", "200", "--network", "toy",
+        "--num-clusters", "3", "--batch-size", "64", "--pretrain-epochs", "2", "--lr-decay", "0.5",
+        "--lr-decay-every", "2", "--min-lr", "1e-4", "--no-progress"]
+
+
+def train(*args):
+    pyro.clear_param_store()
+    assert cli.main(["train", *TINY, *args]) == 0
+
+
+def resume(run_dir, *args):
+    pyro.clear_param_store()
+    assert cli.main(["train", "--resume", str(run_dir), "--no-progress", *args]) == 0
+
+
+def metrics(run_dir):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in runs.read_metrics(run_dir)]
+
+
+def assert_same_run(a, b, atol=0.0):
+    """Same parameters (bit for bit by default) and the same metrics rows, except wall time."""
+    sa, sb = runs.load_checkpoint(a), runs.load_checkpoint(b)
+    assert sa["epoch"] == sb["epoch"]
+    for part in ("model", "guide"):
+        assert sa[part].keys() == sb[part].keys()
+        for name, value in sa[part].items():
+            if atol:
+                torch.testing.assert_close(sb[part][name], value, rtol=0, atol=atol, msg=f"{part}.{name}")
+            else:
+                assert torch.equal(sb[part][name], value), f"{part}.{name} differs"
+    assert metrics(a) == metrics(b)
+
+
+def assert_intact(run_dir):
+    """A loadable checkpoint; a metrics file whose every line parses, epochs 1.. consecutive,
+    lagging the checkpoint by at most one epoch."""
+    state = runs.load_checkpoint(run_dir)
+    lines = (Path(run_dir) / runs.METRICS).read_text().splitlines() if (Path(run_dir) / runs.METRICS).exists() else []
+    rows = [json.loads(line) for line in lines]
+    assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))
+    assert state["epoch"] - 1 <= len(rows) <= state["epoch"]
+    return state
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run of 6 epochs."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    train("--epochs", "6", "--out", str(out))
+    return out
+
+
+def test_resume_in_process_is_exact(reference, tmp_path):
+    out = tmp_path / "run"
+    train("--epochs", "2", "--out", str(out))
+    resume(out, "--epochs", "4")       # --resume RUN_DIR
+    pyro.clear_param_store()
+    assert cli.main(["train", "--resume", "--out", str(out), "--epochs", "6", "--no-progress"]) == 0  # old spelling
+    assert_same_run(reference, out)
+    assert runs.read_config(out)[1].epochs == 6
+
+
+def test_missing_last_metrics_row_is_restored(reference, tmp_path):
+    """Killed between the checkpoint of an epoch and its metrics row: the row comes back on resume."""
+    out = tmp_path / "run"
+    train("--epochs", "3", "--out", str(out))
+    rows = runs.read_metrics(out)
+    runs.rewrite_metrics(out, rows[:-1])
+    (out / f".{runs.CHECKPOINT}.12345.tmp").write_bytes(b"half a checkpoint")
+    resume(out, "--epochs", "6")
+    assert_same_run(reference, out)
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_same_seed_same_run(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    train("--epochs", "2", "--out", str(a))
+    train("--epochs", "2", "--out", str(b))
+    assert_same_run(a, b)
+    assert all("num_active_clusters" in row for row in runs.read_metrics(a))
+    c = tmp_path / "c"
+    train("--epochs", "2", "--out", str(c), "--seed", "1")
+    assert metrics(c) != metrics(a)
+
+
+def _spawn(args):
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, "-m", "pyro_gmvae", "train", *TINY, *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(proc, ready, timeout=60.0):
+    """Poll until ``ready()`` holds (True) or the process ends (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.005)
+    proc.kill()
+    raise AssertionError("the training process made no progress")
+
+
+def _num_rows(out):
+    return lambda: len(runs.read_metrics(out))
+
+
+# Kill points: before the first checkpoint (config.json written, pretraining under way),
+# in the first epochs, and later, each after a small extra delay so that the kill lands mid-epoch
+# or mid-write rather than always on the same instruction.
+KILL_POINTS = [
+    ("pretraining", lambda out: (out / runs.CONFIG).exists(), 0.0),
+    ("epoch 1", lambda out: (out / runs.CHECKPOINT).exists(), 0.013),
+    ("epoch 3", lambda out: len(runs.read_metrics(out)) >= 3, 0.004),
+]
+
+
+def test_sigkill_at_any_moment_leaves_a_resumable_run(reference, tmp_path):
+    procs = []
+    for name, _, _ in KILL_POINTS:
+        out = tmp_path / name.replace(" ", "_")
+        procs.append((out, _spawn(["--epochs", "6", "--out", str(out)])))
+    killed_at = []
+    for (out, proc), (name, ready, delay) in zip(procs, KILL_POINTS):
+        reached = _wait_for(proc, lambda: ready(out))
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        killed_at.append((name, reached, proc.returncode))
+        if (out / runs.CHECKPOINT).exists():
+            assert_intact(out)
+        else:  # killed before the first checkpoint: only the config, and resume starts over
+            assert (out / runs.CONFIG).exists() and not runs.read_metrics(out)
+        resume(out)
+        assert_same_run(reference, out)
+    # the process must really have been killed at least at the first points, or the test proves nothing
+    assert [rc for _, _, rc in killed_at][:2] == [-signal.SIGKILL] * 2, killed_at
+
+
+def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
+    out = tmp_path / "run"
+    proc = _spawn(["--epochs", "10000", "--out", str(out)])
+    assert _wait_for(proc, _num_rows(out)), proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert f"Resume with: pyro-gmvae train --resume {out}" in stderr
+    state = assert_intact(out)
+    assert state["epoch"] >= 1
+    assert "Traceback" not in stderr
