@@ -204,6 +204,11 @@ class Trainer:
         self._start()
         if self.epoch == 0 and self.pretrain_epochs and self.pretrain_report is None:
             self.pretrain(data)
+        # SVI accumulates into .grad: a gradient left by pretraining (or by the caller) would leak into
+        # the first step, and a run resumed from its first checkpoint would not have it.
+        for module in (self.model, self.guide):
+            for p in module.parameters():
+                p.grad = None
         history = []
         bar = _progress(self.config.epochs, self.epoch, self.progress)
         try:

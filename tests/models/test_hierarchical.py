@@ -162,7 +162,7 @@ def test_learns_a_two_level_structure():
     data = from_tensor(torch.as_tensor(x), torch.as_tensor(y), likelihood="normal")
     model, guide = build(ModelConfig(model="hierarchical", data_dim=2, num_clusters=9, num_super_clusters=3,
                                      latent_dim=2, likelihood="normal", network="toy"))
-    history = Trainer(model, guide, TrainConfig(epochs=10, batch_size=100, pretrain_epochs=30, seed=0),
+    history = Trainer(model, guide, TrainConfig(epochs=5, batch_size=100, pretrain_epochs=20, seed=0),
                       progress=False).fit(data)
     marginals = cluster_marginals(model, guide, data.x)
     fine = hungarian_accuracy(y, marginals[CLUSTER].argmax(-1))
