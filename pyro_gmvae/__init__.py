@@ -24,3 +24,5 @@ __all__ = [
     "FreeBitsMessenger", "free_bits", "make_elbo", "Trainer", "MODELS", "PRIORS", "ClusterModel", "Decoder",
     "build", "register_model", "register_prior",
 ]
+from .evaluation.marginal import estimate_marginal_likelihood, exact_log_marginal_likelihood, log_marginal_likelihood  # noqa: E402
+__all__ += ["log_marginal_likelihood", "exact_log_marginal_likelihood", "estimate_marginal_likelihood"]

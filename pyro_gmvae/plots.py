@@ -38,6 +38,11 @@ def image_shape(data_dim):
     return (1, side, side) if side * side == data_dim and side >= 4 else None
 
 
+def _colour(i):
+    """One colour per cluster index (20 distinct ones)."""
+    return _pyplot().get_cmap("tab20")(int(i) % 20)
+
+
 def _save(fig, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +80,7 @@ def sample_grid(run_dir, per_cluster=10, out=None, device="cpu", *, seed=0):
     if d == 2:
         fig, ax = plt.subplots(figsize=(5, 5))
         for j in range(k):
-            ax.scatter(samples[j, :, 0], samples[j, :, 1], s=8, label=f"cluster {j}")
+            ax.scatter(samples[j, :, 0], samples[j, :, 1], s=8, color=_colour(j), label=f"cluster {j}")
         ax.legend(fontsize="small", markerscale=2)
         ax.set_title(f"decoded prior samples, {n} per cluster")
     elif shape is not None:
@@ -133,9 +138,15 @@ def _latent_view(model, guide, data, path):
         colour, title = None, None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
-    sc = ax.scatter(points[:, 0], points[:, 1], c=colour, s=4, cmap="tab20" if colour is not None else None)
-    if colour is not None:
-        fig.colorbar(sc, ax=ax, label=title)
+    if colour is not None and len(np.unique(colour)) <= 20:
+        for value in np.unique(colour):
+            mask = colour == value
+            ax.scatter(points[mask, 0], points[mask, 1], s=4, color=_colour(value), label=str(value))
+        ax.legend(title=title, fontsize="small", markerscale=3, loc="best")
+    else:
+        sc = ax.scatter(points[:, 0], points[:, 1], c=colour, s=4)
+        if colour is not None:
+            fig.colorbar(sc, ax=ax, label=title)
     axis = "z" if z.shape[1] <= 2 else "principal component of E[z | x]"
     ax.set_xlabel(f"{axis} 1")
     ax.set_ylabel(f"{axis} 2")

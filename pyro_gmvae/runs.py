@@ -257,6 +257,9 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     if resume and not restart:
         state = load_checkpoint(out)
         check_compatible(state, model, guide, out)
+        if train_config.epochs < state["epoch"]:
+            raise ConfigError(f"{out} is already at epoch {state['epoch']}, past --epochs {train_config.epochs}; "
+                              f"pass --epochs {state['epoch']} or more")
     pre_state = None
     if pretrained is not None:
         pre_state = load_checkpoint(Path(pretrained) / PRETRAINED)

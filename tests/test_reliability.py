@@ -159,6 +159,8 @@ CLI_CASES = {
                                    ["another model configuration"]),
     "resume-ignored-flags": (on_run(lambda run: ["train", "--resume", str(run), "--lr", "0.1", "--model", "vade"]),
                              ["--model, --lr would be ignored", "only --epochs and --device"]),
+    "resume-fewer-epochs": (on_run(lambda run: ["train", "--resume", str(run), "--epochs", "0"]),
+                            ["already at epoch 1, past --epochs 0", "pass --epochs 1 or more"]),
     "resume-and-overwrite": (on_run(lambda run: ["train", "--resume", str(run), "--overwrite"]),
                              ["--resume and --overwrite exclude each other"]),
     "resume-two-folders": (on_run(lambda run: ["train", "--resume", str(run), "--out", str(run.parent / "other")]),

@@ -8,8 +8,9 @@ from .report import cluster_shares, evaluate_run
 from .responsibilities import cluster_marginals, predict, responsibilities
 
 __all__ = [
-    "log_marginal_likelihood", "exact_log_marginal_likelihood", "estimate_marginal_likelihood", "MarginalLikelihood",
-    "importance_log_weights", "elbo_per_datapoint", "pareto_khat", "KHAT_THRESHOLD", "sample_per_cluster",
-    "sample_latents_per_cluster", "cluster_shares", "evaluate_run", "cluster_marginals", "responsibilities",
-    "predict", "clustering_scores", "hungarian_accuracy", "many_to_one_accuracy", "active_clusters",
+    "KHAT_THRESHOLD", "MarginalLikelihood", "active_clusters", "cluster_marginals", "cluster_shares",
+    "clustering_scores", "elbo_per_datapoint", "estimate_marginal_likelihood", "evaluate_run",
+    "exact_log_marginal_likelihood", "hungarian_accuracy", "importance_log_weights", "log_marginal_likelihood",
+    "many_to_one_accuracy", "pareto_khat", "predict", "responsibilities", "sample_latents_per_cluster",
+    "sample_per_cluster",
 ]

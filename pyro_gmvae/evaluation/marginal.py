@@ -170,12 +170,10 @@ def elbo_per_datapoint(model, guide, data, num_samples=1, batch_size=500, *, chu
 def _arviz_psislw(log_weights):
     """arviz's PSIS on ``(..., S)`` log-weights: ``(smoothed, khat)``. arviz < 1 has ``az.psislw``;
     arviz >= 1 moved it to arviz-stats, whose array version takes log-*likelihoods* (it negates)."""
-    try:
-        from arviz import psislw
-    except ImportError:
-        psislw = None
-    if psislw is not None:
-        return psislw(log_weights)
+    import arviz
+
+    if int(arviz.__version__.split(".")[0]) < 1:
+        return arviz.psislw(log_weights)
     from arviz_stats.base import array_stats
 
     return array_stats.psislw(-log_weights, r_eff=1.0, axis=-1)

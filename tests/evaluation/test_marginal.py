@@ -6,13 +6,13 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from helpers import (BATCH, DATA_DIM, LATENT_DIM, NOISE_DIM, NUM_CLUSTERS, decoder_log_prob, gmvae_cluster_log_joint,
+                     guide_normal, normal_log_prob, vade_cluster_log_joint)
 from pyro import poutine
 from pyro.nn import PyroModule
 from pyro.ops.indexing import Vindex
 from torch import nn
 
-from helpers import (BATCH, DATA_DIM, LATENT_DIM, NOISE_DIM, NUM_CLUSTERS, decoder_log_prob, gmvae_cluster_log_joint,
-                     guide_normal, normal_log_prob, vade_cluster_log_joint)
 from pyro_gmvae import MODELS, ConfigError, ModelConfig, build
 from pyro_gmvae.evaluation.generation import sample_latents_per_cluster, sample_per_cluster
 from pyro_gmvae.evaluation.marginal import (elbo_per_datapoint, estimate_marginal_likelihood,
@@ -180,7 +180,7 @@ def test_estimate_below_closed_form_and_above_elbo_with_a_poor_guide(float64):
 # -- the estimator against brute-force loops ----------------------------------------------------------------
 def test_single_cluster_equals_the_vae_importance_weighted_estimate(float64):
     """VaDE with one N(0, I) cluster is the VAE: same estimate, equal to a hand-written IWAE."""
-    config = dict(data_dim=DATA_DIM, latent_dim=LATENT_DIM, network="toy", likelihood="normal")
+    config = {"data_dim": DATA_DIM, "latent_dim": LATENT_DIM, "network": "toy", "likelihood": "normal"}
     vae, vae_guide = build(ModelConfig(model="vae", num_clusters=1, **config))
     vade, vade_guide = build(ModelConfig(model="vade", num_clusters=1, **config))
     vade.decoder.load_state_dict(vae.decoder.state_dict())

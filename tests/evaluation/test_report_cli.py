@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from pyro_gmvae.cli import main
+from pyro_gmvae.evaluation.metrics import clustering_scores
 from pyro_gmvae.evaluation.report import evaluate_run, load_run_data
 from pyro_gmvae.evaluation.responsibilities import predict
-from pyro_gmvae.evaluation.metrics import clustering_scores
 from pyro_gmvae.runs import load_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
