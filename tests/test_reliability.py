@@ -236,7 +236,8 @@ API_CASES = {
                                                                  free_bits=0.5, free_bits_site="w")),
                        ConfigError, "unknown free-bits site 'w'"),
     "checkpoint-missing": (lambda d: runs.load_checkpoint(d / "nowhere"), CheckpointError, "no checkpoint at"),
-    "checkpoint-truncated": (lambda d: (d / "c.pt").write_bytes(b"\x80\x02garbage") and runs.load_checkpoint(d / "c.pt"),
+    "checkpoint-truncated": (lambda d: (d / "c.pt").write_bytes(b"\x80\x02garbage")
+                             and runs.load_checkpoint(d / "c.pt"),
                              CheckpointError, "truncated or not a checkpoint"),
     "checkpoint-foreign": (lambda d: torch.save([1, 2], d / "c.pt") or runs.load_checkpoint(d / "c.pt"),
                            CheckpointError, "not a pyro-gmvae checkpoint"),

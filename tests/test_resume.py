@@ -150,7 +150,7 @@ def test_sigkill_at_any_moment_leaves_a_resumable_run(reference, tmp_path):
     out = tmp_path / "run"
     for name, flags, ready, delay in KILL_POINTS:
         proc = _spawn([*flags, "--epochs", str(EPOCHS), "--out", str(out)])
-        _wait_for(proc, lambda: ready(out))
+        _wait_for(proc, lambda ready=ready: ready(out))
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         _, stderr = proc.communicate()

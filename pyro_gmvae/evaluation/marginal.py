@@ -19,7 +19,8 @@ prior with a linear-Gaussian decoder, the reference the estimator is tested agai
 
 .. math::
 
-    p(x) = \\sum_k \\pi_k\\, \\mathcal{N}\\big(x;\\ W \\mu_k + b,\\ W \\Sigma_k W^\\top + \\operatorname{diag}\\sigma^2\\big).
+    p(x) = \\sum_k \\pi_k\\, \\mathcal{N}\\big(x;\\ W \\mu_k + b,\\
+        W \\Sigma_k W^\\top + \\mathrm{diag}\\,\\sigma^2\\big).
 
 >>> import torch
 >>> from pyro_gmvae import ModelConfig, build

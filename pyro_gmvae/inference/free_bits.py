@@ -26,7 +26,6 @@ particles counts it once. Evaluate a trained model with the plain model: the han
 training device only.
 """
 
-import torch
 import torch.nn.functional as F
 
 import pyro

@@ -58,4 +58,4 @@ __all__ = [
     "PRIORS", "register_prior", "StandardNormalPrior", "MixturePrior", "ConditionalMixturePrior", "ConfigError",
 ]
 
-from . import hierarchical  # noqa: F401  (registers the "hierarchical" model and its prior)
+from . import hierarchical  # noqa: E402,F401  (registers the "hierarchical" model and its prior)

@@ -8,7 +8,6 @@ flat vectors: images travel as ``(batch, channels * height * width)`` and the co
 
 import math
 
-import torch
 from torch import nn
 
 from ..errors import ConfigError, check_choice

@@ -45,7 +45,9 @@ def prior_params(prior):
 
 
 def exact_posterior(model, x):
-    """``p(z | x)`` is a mixture of Gaussians: returns its weights ``(N, K)``, locs ``(N, K, d)``, covs ``(K, d, d)``."""
+    """``p(z | x)`` is a mixture of Gaussians.
+
+    Returns its weights ``(N, K)``, locs ``(N, K, d)``, covs ``(K, d, d)``."""
     log_pi, loc, scale = prior_params(model.prior)
     w, b = model.decoder.net.weight, model.decoder.net.bias
     noise_var = positive(model.decoder.scale_raw) ** 2

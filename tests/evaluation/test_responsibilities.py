@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from helpers import BATCH, DATA_DIM, LATENT_DIM, NOISE_DIM, NUM_CLUSTERS, gmvae_cluster_log_joint, vade_cluster_log_joint
+from helpers import (BATCH, DATA_DIM, LATENT_DIM, NOISE_DIM, NUM_CLUSTERS, gmvae_cluster_log_joint,
+                     vade_cluster_log_joint)
 from pyro_gmvae import ModelConfig, build, predict, responsibilities
 
 
