@@ -2,6 +2,7 @@
 accuracy (for more clusters than classes), NMI and ARI (scikit-learn)."""
 
 import numpy as np
+import torch
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
@@ -43,3 +44,22 @@ def active_clusters(responsibilities, threshold=0.01):
     """Number of clusters whose share of the total responsibility exceeds ``threshold``."""
     share = responsibilities.mean(0) if responsibilities.dim() == 2 else responsibilities
     return int((share > threshold).sum())
+
+
+def used_clusters(responsibilities, threshold=0.01):
+    """Number of clusters that are the most probable cluster of more than ``threshold`` of the points.
+
+    Unlike :func:`active_clusters` this also sees the degenerate case where every posterior is close
+    to uniform (all clusters keep a share of the responsibility, but few win any point)."""
+    k = responsibilities.shape[-1]
+    counts = torch.bincount(responsibilities.argmax(-1), minlength=k).to(responsibilities.dtype)
+    return int((counts / responsibilities.shape[0] > threshold).sum())
+
+
+def cluster_information(responsibilities):
+    """Mutual information (nats) between the data and the cluster under the posteriors:
+    ``H(mean_n r_n) - mean_n H(r_n)``. Zero when every point has the same posterior (a collapsed
+    mixture); at most ``log K``."""
+    r = responsibilities.double().clamp_min(1e-300)
+    mean = r.mean(0)
+    return float(-(mean * mean.log()).sum() + (r * r.log()).sum(-1).mean())

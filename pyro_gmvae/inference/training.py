@@ -17,7 +17,7 @@ import torch
 from pyro.infer import SVI
 
 from ..errors import TrainingError
-from ..evaluation.metrics import active_clusters, clustering_scores
+from ..evaluation.metrics import active_clusters, cluster_information, clustering_scores, used_clusters
 from ..evaluation.responsibilities import cluster_marginals
 from .elbo import make_elbo
 from .free_bits import FreeBitsMessenger
@@ -192,6 +192,8 @@ class Trainer:
         for site, resp in marginals.items():
             prefix = "" if site == self.model.cluster_sites[-1] else f"{site}_"
             out[f"{prefix}num_active_clusters"] = active_clusters(resp, COLLAPSE_THRESHOLD)
+            out[f"{prefix}num_used_clusters"] = used_clusters(resp, COLLAPSE_THRESHOLD)
+            out[f"{prefix}cluster_information"] = cluster_information(resp)
             if data.y is not None and not prefix:
                 out.update(clustering_scores(data.y, resp.argmax(-1)))
         return out
@@ -239,10 +241,11 @@ class Trainer:
 
     def _warn_collapse(self, row):
         k = self.model.num_clusters
-        active = row.get("num_active_clusters")
-        if active is not None and k > 1 and active < k / 2:
+        active, used = row.get("num_active_clusters"), row.get("num_used_clusters")
+        if active is not None and k > 1 and min(active, used) < k / 2:
             warnings.warn(f"epoch {row['epoch']}: only {active} of {k} clusters are active (share of "
-                          f"responsibility > {COLLAPSE_THRESHOLD}); the mixture is collapsing. Consider "
+                          f"responsibility > {COLLAPSE_THRESHOLD}) and {used} are the most probable cluster of "
+                          f"over {COLLAPSE_THRESHOLD:.0%} of the points; the mixture is collapsing. Consider "
                           "--free-bits, longer pretraining, or a lower --lr", RuntimeWarning, stacklevel=2)
 
 
