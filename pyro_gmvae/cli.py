@@ -16,7 +16,7 @@ from .errors import GMVAEError
 
 DATASET_DEFAULTS = {
     # the embedded default: VaDE with the paper's networks, short enough for 2 CPU cores
-    "digits": dict(network="vade", latent_dim=10, epochs=30, batch_size=100, pretrain_epochs=30),
+    "digits": dict(network="vade", latent_dim=10, epochs=30, batch_size=100, lr=5e-4, pretrain_epochs=30),
     "synthetic": dict(network="toy", latent_dim=2, noise_dim=2, epochs=30, batch_size=200, lr=2e-3,
                       pretrain_epochs=20),
     "mnist": dict(network="vade", latent_dim=10),

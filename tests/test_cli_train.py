@@ -12,7 +12,7 @@ from pyro_gmvae.runs import load_checkpoint
 
 
 @pytest.mark.parametrize("extra", [[], ["--model", "gmvae", "--free-bits", "0.5", "--num-particles", "2"],
-                                   ["--model", "vae", "--jit"]])
+                                   ["--model", "vae", "--jit"], ["--model", "gmvae", "--jit", "--free-bits", "0.5"]])
 def test_train_writes_the_three_files(tmp_path, extra):
     out = tmp_path / "run"
     argv = ["train", "--dataset", "synthetic", "--num-datapoints", "300", "--epochs", "2", "--pretrain-epochs", "1",

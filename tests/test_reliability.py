@@ -340,13 +340,13 @@ def test_collapse_is_logged_and_warned(tmp_path):
 
 def test_no_collapse_warning_for_a_healthy_mixture():
     data = load_dataset("synthetic", num_datapoints=200)
-    model, guide = build(ModelConfig(model="gmvae", data_dim=2, num_clusters=3, latent_dim=2, network="toy",
+    model, guide = build(ModelConfig(model="vade", data_dim=2, num_clusters=5, latent_dim=2, network="toy",
                                      likelihood="normal"))
-    trainer = Trainer(model, guide, TrainConfig(epochs=1, batch_size=100, pretrain_epochs=0), progress=False)
+    trainer = Trainer(model, guide, TrainConfig(epochs=1, batch_size=100, pretrain_epochs=10), progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         history = trainer.fit(data)
-    assert history[0]["num_active_clusters"] == 3
+    assert history[0]["num_active_clusters"] == 5 and history[0]["num_used_clusters"] == 5
 
 
 # -- scales ------------------------------------------------------------------------------------------

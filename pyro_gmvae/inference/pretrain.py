@@ -53,22 +53,26 @@ def pretrain_autoencoder(model, guide, x, *, epochs, batch_size, lr, seed, progr
     return losses
 
 
-def fit_gmm(prior, guide, x, *, seed, tries=4):
-    """Fit a diagonal GMM to the encoder means and copy it into ``prior``. Returns a report."""
+def fit_gmm(prior, guide, x, *, seed, tries=4, n_init=10):
+    """Fit a diagonal GMM to the encoder means and copy it into ``prior``. Returns a report.
+
+    scikit-learn keeps the best of ``n_init`` k-means-initialised EM runs by likelihood (no label is
+    used); a fit that fails or leaves a component empty is retried with a 10x larger regulariser."""
     codes = encode_mean(guide, x).double().cpu().numpy()
     k = prior.num_clusters
     reg = 1e-6
     last_error = None
     for attempt in range(tries):
         try:
-            gmm = GaussianMixture(k, covariance_type="diag", reg_covar=reg, n_init=1,
+            gmm = GaussianMixture(k, covariance_type="diag", reg_covar=reg, n_init=n_init,
                                   random_state=seed + attempt, max_iter=200)
             gmm.fit(codes)
             ok = np.all(np.isfinite(gmm.means_)) and np.all(gmm.covariances_ > 0) \
                 and np.min(gmm.weights_) > 1e-4
             if ok:
                 prior.init_from_gmm(gmm.weights_, gmm.means_, np.sqrt(gmm.covariances_))
-                return {"gmm_attempts": attempt + 1, "gmm_reg_covar": reg, "gmm_converged": bool(gmm.converged_)}
+                return {"gmm_attempts": attempt + 1, "gmm_reg_covar": reg, "gmm_converged": bool(gmm.converged_),
+                        "gmm_log_likelihood": float(gmm.score(codes))}
             last_error = "degenerate fit (an empty or collapsed component)"
         except (ValueError, np.linalg.LinAlgError) as e:
             last_error = str(e)

@@ -155,7 +155,20 @@ class Trainer:
         self._check_finite_params(step)
         self.optim.step()  # the learning-rate schedule, per epoch
         self.epoch += 1
+        if self.free_bits is not None and self.config.jit:
+            kl_sum, kl_count = self._measure_free_bits_kl(x, perm), 1
         return total / n, (kl_sum / kl_count if kl_count else None)
+
+    @torch.no_grad()
+    def _measure_free_bits_kl(self, x, perm, max_batches=10):
+        """The constrained KL, measured outside the JIT (whose Python runs only while tracing) on up to
+        ``max_batches`` minibatches, without touching the random state of training."""
+        elbo, bs, values = make_elbo(), self.config.batch_size, []
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            for start in range(0, min(x.shape[0], max_batches * bs), bs):
+                elbo.loss(self._train_model, self.guide, x[perm[start:start + bs]])
+                values.append(float(self.free_bits.kl))
+        return sum(values) / len(values)
 
     def _check_finite_params(self, step):
         # A finite loss can still leave NaN parameters behind (a NaN gradient in the last step):

@@ -1,0 +1,111 @@
+"""Clustering accuracy over seeds: runs ``pyro-gmvae train`` once per seed (or collects finished runs)
+and writes mean +- std, the best run, epochs, wall-clock and the exact command as one results row.
+
+    python benchmarks/accuracy.py --name vade-digits --seeds 0 1 2 -- --dataset digits
+    python benchmarks/accuracy.py --name vade-mnist --seeds 0 1 2 3 4 -- --preset vade-mnist --data-dir ../shared/data/mnist
+    python benchmarks/accuracy.py --kmeans digits          # k-means on the raw pixels, the same data
+
+Runs go to ``runs/bench/NAME-SEED`` (outside git); a run folder that already holds a finished run
+is collected, not retrained. Results: ``benchmarks/results/accuracy-NAME.json``. No label is used
+for training or selection: the last epoch of every seed is reported.
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = ("acc", "nmi", "ari", "acc_many_to_one")
+
+
+def stats(values):
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "best": max(values)}
+
+
+def fmt(s):
+    return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
+
+
+def run_seeds(name, seeds, train_args):
+    rows, seconds = [], []
+    for seed in seeds:
+        out = ROOT / "runs" / "bench" / f"{name}-{seed}"
+        config = out / "config.json"
+        finished = False
+        if config.exists() and (out / "metrics.jsonl").exists():
+            epochs = json.loads(config.read_text())["train"]["epochs"]
+            lines = (out / "metrics.jsonl").read_text().splitlines()
+            finished = bool(lines) and json.loads(lines[-1])["epoch"] == epochs
+        if not finished:
+            t0 = time.perf_counter()
+            cmd = [sys.executable, "-m", "pyro_gmvae", "train", *train_args, "--seed", str(seed), "--out", str(out),
+                   "--overwrite", "--no-progress"]
+            subprocess.run(cmd, check=True, cwd=ROOT)
+            seconds.append(time.perf_counter() - t0)
+        last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+        rows.append({"seed": seed, "epochs": last["epoch"], **{k: last.get(k) for k in KEYS}})
+    return rows, seconds
+
+
+def kmeans_rows(dataset, seeds, data_args):
+    import numpy as np
+    from sklearn.cluster import KMeans
+
+    from pyro_gmvae import load_dataset
+    from pyro_gmvae.evaluation.metrics import clustering_scores
+
+    data = load_dataset(dataset, **data_args)
+    x, y = data.x.numpy(), data.y.numpy()
+    rows = []
+    for seed in seeds:
+        pred = KMeans(int(np.unique(y).size), n_init=10, random_state=seed).fit_predict(x)
+        rows.append({"seed": seed, "epochs": None, **clustering_scores(y, pred)})
+    return rows
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if "--" in argv:
+        i = argv.index("--")
+        argv, train_args = argv[:i], argv[i + 1:]
+    else:
+        train_args = []
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--name", help="row name; results go to benchmarks/results/accuracy-NAME.json")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--kmeans", metavar="DATASET", help="k-means on the raw data instead of training")
+    p.add_argument("--data-dir")
+    p.add_argument("--split", default="all")
+    p.add_argument("--table", default="Accuracy")
+    args = p.parse_args(argv)
+    command = "python benchmarks/accuracy.py " + " ".join(argv) + (" -- " + " ".join(train_args) if train_args else "")
+    if args.kmeans:
+        name = args.name or f"kmeans-{args.kmeans}"
+        data_args = {"split": args.split, **({"data_dir": args.data_dir} if args.data_dir else {})}
+        rows, wall = kmeans_rows(args.kmeans, args.seeds, data_args), None
+        method, dataset = "k-means (raw pixels, n_init=10)", args.kmeans
+    else:
+        name = args.name
+        rows, seconds = run_seeds(name, args.seeds, train_args)
+        wall = statistics.median(seconds) if seconds else None
+        method, dataset = name, next((train_args[i + 1] for i, a in enumerate(train_args) if a == "--dataset"), "")
+    summary = {k: stats([r[k] for r in rows]) for k in KEYS if all(r.get(k) is not None for r in rows)}
+    row = {"table": args.table, "name": name, "method": method, "dataset": dataset, "seeds": len(rows),
+           "acc (mean ± std, %)": fmt(summary["acc"]), "best acc (%)": f"{100 * summary['acc']['best']:.1f}",
+           "nmi (mean ± std, %)": fmt(summary["nmi"]), "ari (mean ± std, %)": fmt(summary["ari"]),
+           "epochs": rows[0]["epochs"], "median wall-clock per run (s)": None if wall is None else round(wall),
+           "command": command, "machine": f"{platform.machine()}, 2 CPU cores, no GPU",
+           "date": time.strftime("%Y-%m-%d")}
+    out = ROOT / "benchmarks" / "results" / f"accuracy-{name}.json"
+    out.write_text(json.dumps({"rows": [row], "per_seed": rows, "summary": summary}, indent=1) + "\n")
+    print(json.dumps(row, indent=1))
+
+
+if __name__ == "__main__":
+    main()
