@@ -51,3 +51,12 @@ def test_guide_runs(name, tmp_path, monkeypatch):
             result = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=tmp_path, env=env,
                                     capture_output=True, text=True, timeout=600)
             assert result.returncode == 0, f"{name} bash block failed:\n{code}\n{result.stderr[-2000:]}"
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    readme = GUIDES.parent / "README.md"
+    code = [c for lang, c in BLOCK.findall(readme.read_text()) if lang == "python"]
+    assert code, "README.md lost its Python example"
+    monkeypatch.chdir(tmp_path)
+    for block in code:
+        exec(compile(block, "README.md:python", "exec"), {"__name__": "__readme__"})
