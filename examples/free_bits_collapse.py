@@ -49,6 +49,22 @@ def summarise(rows, k):
                                           "acc_many_to_one", "nmi")}}
 
 
+def table_rows(summary, args, command):
+    """One BENCHMARKS.md row per lambda (rendered by benchmarks/render.py)."""
+    def pct(st):
+        return f"{100 * st['mean']:.1f} ± {100 * st['std']:.1f}"
+
+    return [{"table": "Minimum information constraint (free bits)", "name": f"GMVAE lambda = {lam}",
+             "dataset": args["dataset"], "K": args["num_clusters"], "epochs": args["epochs"], "seeds": s["runs"],
+             "acc (mean ± std, %)": pct(s["acc"]), "best acc (%)": f"{100 * s['acc']['best']:.1f}",
+             "nmi (mean ± std, %)": pct(s["nmi"]),
+             "cluster information (nats, mean ± std)": f"{s['cluster_information']['mean']:.2f} ± "
+                                                       f"{s['cluster_information']['std']:.2f}",
+             "clusters in use (mean)": f"{s['num_used_clusters']['mean']:.1f}",
+             "runs with fewer than K in use": f"{s['collapsed_share']:.0%}", "command": command}
+            for lam, s in summary.items()]
+
+
 def figure(results, path, k):
     import matplotlib
 
@@ -95,7 +111,8 @@ def main(argv=None):
                   f"information={r['cluster_information']:.3f} acc={r['acc']:.3f} nmi={r['nmi']:.3f}", flush=True)
     summary = {lam: summarise(rows, args.num_clusters) for lam, rows in results.items()}
     argv = sys.argv[1:] if argv is None else argv
-    out = {"command": "python examples/free_bits_collapse.py " + " ".join(argv), "args": vars(args),
+    command = "python examples/free_bits_collapse.py " + " ".join(argv)
+    out = {"command": command, "args": vars(args), "rows": table_rows(summary, vars(args), command),
            "summary": summary, "runs": results, "seconds": time.perf_counter() - t0}
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)
