@@ -43,3 +43,18 @@ def test_help_documents_every_flag():
 def test_console_script_entry_point(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pyro_gmvae", "train", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--num-clusters" in result.stdout
+
+
+def test_pretrained_weights_are_cached_and_reused(tmp_path):
+    import torch
+
+    base = ["train", "--dataset", "synthetic", "--num-datapoints", "300", "--batch-size", "100", "--no-progress"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main([*base, "--epochs", "1", "--pretrain-epochs", "2", "--out", str(first)]) == 0
+    cached = torch.load(first / "pretrained.pt", weights_only=False)
+    assert cached["pretrain_report"]["pretrain_epochs"] == 2 and "gmm_log_likelihood" in cached["pretrain_report"]
+    assert main([*base, "--epochs", "0", "--pretrain-epochs", "2", "--pretrained", str(first), "--out", str(second)]) == 0
+    start = load_checkpoint(second)  # epoch 0: the state training starts from
+    assert start["pretrain_report"]["pretrained_from"] == str(first)
+    for key, value in cached["model"].items():
+        assert torch.equal(start["model"][key], value), key
