@@ -94,7 +94,8 @@ def main(argv=None):
         name = args.name
         rows, seconds = run_seeds(name, args.seeds, train_args)
         wall = statistics.median(seconds) if seconds else None
-        method, dataset = name, next((train_args[i + 1] for i, a in enumerate(train_args) if a == "--dataset"), "")
+        first_run = ROOT / "runs" / "bench" / f"{name}-{args.seeds[0]}" / "config.json"
+        method, dataset = name, json.loads(first_run.read_text())["data"].get("dataset", "digits")
     summary = {k: stats([r[k] for r in rows]) for k in KEYS if all(r.get(k) is not None for r in rows)}
     row = {"table": args.table, "name": name, "method": method, "dataset": dataset, "seeds": len(rows),
            "acc (mean ± std, %)": fmt(summary["acc"]), "best acc (%)": f"{100 * summary['acc']['best']:.1f}",
