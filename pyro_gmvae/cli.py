@@ -42,7 +42,7 @@ MODEL_FIELDS = ("model", "num_clusters", "num_super_clusters", "latent_dim", "no
                 "prior", "guide", "likelihood", "network")
 TRAIN_FIELDS = ("epochs", "batch_size", "lr", "lr_decay", "lr_decay_every", "min_lr", "adam_eps",
                 "num_particles", "jit", "seed", "pretrain_epochs", "pretrain_lr", "free_bits", "free_bits_site",
-                "free_bits_group", "device")
+                "free_bits_group", "device", "compute_dtype")
 DATA_FIELDS = ("dataset", "data_dir", "data_path", "split", "num_datapoints")
 
 
@@ -92,6 +92,9 @@ def build_parser():
     t.add_argument("--adam-eps", type=float, help="Adam's epsilon (default 1e-4, as VaDE)")
     t.add_argument("--num-particles", type=int, help="M vectorized Monte Carlo samples per datapoint (default 1)")
     t.add_argument("--jit", action="store_true", default=None, help="use JitTraceEnum_ELBO")
+    t.add_argument("--compute-dtype", choices=["float32", "bfloat16"],
+                   help="run the encoder and decoder networks under bfloat16 autocast (the ELBO stays float32); "
+                        "default float32")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
     t.add_argument("--pretrain-epochs", type=int, help="autoencoder pretraining epochs before the GMM "
                                                        "initialisation (VaDE's default 50 on MNIST; 0 disables)")

@@ -92,6 +92,7 @@ class TrainConfig:
     free_bits_site: str = "cluster"
     free_bits_group: str = "site"
     device: str = "cpu"
+    compute_dtype: str = "float32"  # "bfloat16": the networks under autocast (the ELBO stays float32)
 
     def __post_init__(self):
         check_positive("epochs", self.epochs, strict=False, integer=True)
@@ -109,6 +110,7 @@ class TrainConfig:
         if self.free_bits < 0:
             raise ConfigError(f"free-bits lambda must be >= 0 nats, got {self.free_bits!r}; use 0 to disable it")
         check_choice("free-bits group", self.free_bits_group, ("site", "dim"))
+        check_choice("compute dtype", self.compute_dtype, ("float32", "bfloat16"))
 
     def to_dict(self):
         return dataclasses.asdict(self)

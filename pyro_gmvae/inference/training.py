@@ -68,6 +68,11 @@ class Trainer:
         self.device = torch.device(config.device)
         self.model.to(self.device)
         self.guide.to(self.device)
+        if config.compute_dtype == "bfloat16":
+            from ..nn import use_autocast
+
+            use_autocast(self.model.decoder.net)
+            use_autocast(self.guide.encoder)
         self.pretrain_epochs = config.pretrain_epochs if config.pretrain_epochs is not None else pretrain_epochs
         self.progress = progress
         self.epoch = 0

@@ -1,6 +1,6 @@
 """Neural networks used by encoders and decoders (plain ``torch.nn`` modules)."""
 
-from .networks import NETWORK_PRESETS, ConvDecoder, ConvEncoder, MLP, build_decoder_net, build_encoder_net
+from .networks import NETWORK_PRESETS, ConvDecoder, ConvEncoder, MLP, build_decoder_net, build_encoder_net, use_autocast
 
 __all__ = [
     "MLP",
@@ -9,4 +9,5 @@ __all__ = [
     "NETWORK_PRESETS",
     "build_encoder_net",
     "build_decoder_net",
+    "use_autocast",
 ]

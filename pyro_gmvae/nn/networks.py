@@ -8,6 +8,7 @@ flat vectors: images travel as ``(batch, channels * height * width)`` and the co
 
 import math
 
+import torch
 from torch import nn
 
 from ..errors import ConfigError, check_choice
@@ -108,3 +109,21 @@ def build_decoder_net(network, latent_dim, data_dim):
     if network == "conv":
         return ConvDecoder(latent_dim, data_dim)
     return MLP(latent_dim, tuple(reversed(NETWORK_PRESETS[network])), data_dim)
+
+
+def use_autocast(module, dtype=torch.bfloat16):
+    """Run ``module`` under ``torch.autocast`` in ``dtype`` and return its output in the input's dtype.
+
+    For the encoder trunk and the decoder net only: the ELBO itself (log-densities, the enumerated sum)
+    stays in full precision, since Pyro's contraction needs one dtype. Patches this instance's
+    ``forward``, so parameters and checkpoints are unchanged.
+    """
+    inner = module.forward
+
+    def forward(x):
+        with torch.autocast(x.device.type, dtype=dtype):
+            out = inner(x)
+        return out.to(x.dtype)
+
+    module.forward = forward
+    return module
