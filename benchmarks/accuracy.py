@@ -2,7 +2,8 @@
 and writes mean +- std, the best run, epochs, wall-clock and the exact command as one results row.
 
     python benchmarks/accuracy.py --name vade-digits --seeds 0 1 2 -- --dataset digits
-    python benchmarks/accuracy.py --name vade-mnist --seeds 0 1 2 3 4 -- --preset vade-mnist --data-dir ../shared/data/mnist
+    python benchmarks/accuracy.py --name vade-mnist --seeds 0 1 2 3 4 -- \
+        --preset vade-mnist --data-dir ../shared/data/mnist
     python benchmarks/accuracy.py --kmeans digits          # k-means on the raw pixels, the same data
 
 Runs go to ``runs/bench/NAME-SEED`` (outside git); a run folder that already holds a finished run

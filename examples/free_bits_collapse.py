@@ -4,7 +4,7 @@ Trains GMVAE over several seeds with ``lambda = 0`` (plain ELBO) and with ``lamb
 (``pyro_gmvae.free_bits`` on the cluster site), on scikit-learn's 8x8 digits (embedded) or the
 synthetic arcs, and reports per seed: the clusters in use (most probable cluster of > 1% of the
 points), the information the cluster carries about the data (nats, ``log K`` at most, 0 when
-collapsed), and the clustering accuracy (Hungarian, and many-to-one as the GMVAE paper).
+collapsed), and the clustering accuracy (Hungarian, and many-to-one by majority label).
 Writes a JSON summary and a figure.
 
     python examples/free_bits_collapse.py --seeds 5 --out free_bits.json --figure free_bits.png

@@ -86,7 +86,9 @@ class TrainConfig:
     num_particles: int = 1
     jit: bool = False
     seed: int = 0
-    pretrain_epochs: int | None = None  # None: the model's default (VaDE pretrains, the others do not)
+    # None: the model's default through train_run / the CLI (VaDE and the hierarchy pretrain 50 epochs);
+    # a bare Trainer(..., pretrain_epochs=0) then uses its own argument
+    pretrain_epochs: int | None = None
     pretrain_lr: float = 1e-3
     free_bits: float = 0.0
     free_bits_site: str = "cluster"
@@ -118,4 +120,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d):
         fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in fields})
+        unknown = set(d) - fields
+        if unknown:
+            raise ConfigError(f"unknown train config fields {sorted(unknown)}; the config was written by "
+                              "another version of pyro_gmvae")
+        return cls(**d)

@@ -146,7 +146,7 @@ def prepare_run_dir(out, *, resume=False, overwrite=False):
 
 
 def clear_run_dir(out):
-    for name in (CONFIG, METRICS, CHECKPOINT, PRETRAINED, "eval.json"):
+    for name in (CONFIG, METRICS, CHECKPOINT, PRETRAINED, "eval.json", "samples.png", "curves.png", "latent.png"):
         p = Path(out) / name
         if p.exists():
             p.unlink()
@@ -212,6 +212,22 @@ def check_free_bits_site(model, guide, train_config):
                           "pass --free-bits-group site")
 
 
+def check_free_bits_objective(model, guide, train_config, x):
+    """Evaluate the constrained objective once on two datapoints, so that a site/group combination the
+    handler refuses (e.g. per-dimension free bits on a latent with enumerated parents) fails before any
+    file is written. Leaves the random state untouched."""
+    from .inference import FreeBitsMessenger, make_elbo
+
+    if train_config.free_bits <= 0:
+        return
+    handler = FreeBitsMessenger(train_config.free_bits, train_config.free_bits_site, train_config.free_bits_group)
+    with torch.random.fork_rng(), torch.no_grad():
+        try:
+            make_elbo().loss(handler(model), guide, x[:2].to(next(iter(model.parameters())).dtype))
+        except ConfigError as e:
+            raise ConfigError(str(e).split("\n")[0]) from None
+
+
 def train_run(model_config, train_config, dataset, out, *, data_spec=None, resume=False, overwrite=False,
               pretrained=None, progress=True, log=print):
     """Train into the run folder ``out`` (see the module docstring); returns the :class:`Trainer`.
@@ -251,6 +267,7 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     pyro.set_rng_seed(train_config.seed)  # the initial weights are part of the run's result
     model, guide = build(model_config)
     check_free_bits_site(model, guide, train_config)
+    check_free_bits_objective(model, guide, train_config, dataset.x.cpu())
     trainer = Trainer(model, guide, train_config, pretrain_epochs=MODELS[model_config.model].pretrain_epochs,
                       progress=progress)
     state = None

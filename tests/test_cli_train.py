@@ -53,7 +53,8 @@ def test_pretrained_weights_are_cached_and_reused(tmp_path):
     assert main([*base, "--epochs", "1", "--pretrain-epochs", "2", "--out", str(first)]) == 0
     cached = torch.load(first / "pretrained.pt", weights_only=False)
     assert cached["pretrain_report"]["pretrain_epochs"] == 2 and "gmm_log_likelihood" in cached["pretrain_report"]
-    assert main([*base, "--epochs", "0", "--pretrain-epochs", "2", "--pretrained", str(first), "--out", str(second)]) == 0
+    reuse = ["--epochs", "0", "--pretrain-epochs", "2", "--pretrained", str(first), "--out", str(second)]
+    assert main([*base, *reuse]) == 0
     start = load_checkpoint(second)  # epoch 0: the state training starts from
     assert start["pretrain_report"]["pretrained_from"] == str(first)
     for key, value in cached["model"].items():

@@ -23,7 +23,10 @@ def hungarian_accuracy(labels, clusters):
 
 
 def many_to_one_accuracy(labels, clusters):
-    """Each cluster takes its majority label (several clusters may share a label)."""
+    """Each cluster takes its majority label (several clusters may share a label).
+
+    The GMVAE code labels each cluster by its single most confident example instead; the majority
+    rule is the common choice and never scores lower on the same clustering."""
     labels, clusters = _as_numpy(labels), _as_numpy(clusters)
     table = contingency_matrix(clusters, labels)
     return float(table.max(axis=1).sum() / labels.size)

@@ -33,6 +33,7 @@ from pyro.poutine.handlers import _make_handler
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.replay_messenger import ReplayMessenger
 from pyro.poutine.runtime import _PYRO_STACK
+from pyro.poutine.util import site_is_subsample
 
 from ..errors import ConfigError
 from ..sites import CLUSTER
@@ -43,6 +44,11 @@ _PARTICLE_PLATE = "num_particles_vectorized"
 
 def _depends_on(t, dim):
     return t.dim() >= -dim and t.shape[dim] > 1
+
+
+def _batched_along(fn, dim):
+    shape = fn.batch_shape
+    return len(shape) >= -dim and shape[dim] > 1
 
 
 def _logsumexp_dims(t, dims):
@@ -80,7 +86,7 @@ class FreeBitsMessenger(Messenger):
         return super().__enter__()
 
     def _postprocess_message(self, msg):
-        if msg["type"] == "sample" and msg["name"] != PENALTY_SITE:
+        if msg["type"] == "sample" and msg["name"] != PENALTY_SITE and not site_is_subsample(msg):
             self._records[msg["name"]] = msg
 
     def __exit__(self, exc_type, exc_value, traceback):
@@ -134,9 +140,12 @@ class FreeBitsMessenger(Messenger):
         target = enum_dims[self.site]
         others = [d for d in enum_dims.values() if d != target]
         all_dims = list(enum_dims.values())
-        factors = [self._log_prob(m) for m in self._records.values()]
-        joint = sum(f for f in factors if any(_depends_on(f, d) for d in all_dims))
-        prior = sum(self._log_prob(self._records[name]) for name in enum_dims)
+        # Only enumerated sites and sites whose distribution is batched along an enumeration dim can
+        # depend on the clusters; the others (the decoder's x, GMVAE's w) are skipped, not recomputed.
+        factors = {name: self._log_prob(m) for name, m in self._records.items()
+                   if name in enum_dims or any(_batched_along(m["fn"], d) for d in all_dims)}
+        joint = sum(f for f in factors.values() if any(_depends_on(f, d) for d in all_dims))
+        prior = sum(factors[name] for name in enum_dims)
         log_post = joint - _logsumexp_dims(joint, all_dims)
         log_post = _logsumexp_dims(log_post, others)
         log_prior = _logsumexp_dims(prior - _logsumexp_dims(prior, all_dims), others)

@@ -36,11 +36,16 @@ def step_decay(config):
 
 
 def rng_state():
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state):
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
 
@@ -126,6 +131,7 @@ class Trainer:
         means initialises a prior that has ``init_from_gmm`` (VaDE). Returns a report dict."""
         from .pretrain import fit_gmm, pretrain_autoencoder
 
+        data = self._on_device(data)
         self._start()
         epochs = self.pretrain_epochs if epochs is None else epochs
         t0 = time.perf_counter()
@@ -158,6 +164,7 @@ class Trainer:
                 kl_sum += float(self.free_bits.kl)
                 kl_count += 1
         self._check_finite_params(step)
+        self.epoch_lr = self._lr()
         self.optim.step()  # the learning-rate schedule, per epoch
         self.epoch += 1
         if self.free_bits is not None and self.config.jit:
@@ -201,6 +208,16 @@ class Trainer:
             raise DataError(f"{data.num_datapoints} datapoints cannot fill {self.model.num_clusters} clusters; "
                             "use fewer clusters or more data")
 
+    def _on_device(self, data):
+        """``data`` with ``x`` on the training device and in the parameters' dtype (float64 data meets
+        a float32 model otherwise), ``y`` on the same device."""
+        import dataclasses
+
+        dtype = next(iter(self.model.parameters())).dtype
+        x = data.x.to(device=self.device, dtype=dtype)
+        y = None if data.y is None else data.y.to(self.device)
+        return data if x is data.x and y is data.y else dataclasses.replace(data, x=x, y=y)
+
     def evaluate(self, data):
         """Metrics of the current model on ``data``: active clusters and, with labels, acc/NMI/ARI."""
         out = {}
@@ -221,6 +238,7 @@ class Trainer:
 
         ``on_epoch_end(trainer, row)`` is called after each epoch (checkpointing lives there)."""
         self.check_data(data)
+        data = self._on_device(data)
         self._start()
         if self.epoch == 0 and self.pretrain_epochs and self.pretrain_report is None:
             self.pretrain(data)
@@ -235,7 +253,7 @@ class Trainer:
             while self.epoch < self.config.epochs:
                 t0 = time.perf_counter()
                 loss, kl = self.train_epoch(data.x)
-                row = {"epoch": self.epoch, "elbo": -loss, "lr": self._lr()}
+                row = {"epoch": self.epoch, "elbo": -loss, "lr": self.epoch_lr}
                 if kl is not None:
                     row["free_bits_kl"] = kl
                 row.update(self.evaluate(data))

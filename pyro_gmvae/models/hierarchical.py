@@ -1,6 +1,7 @@
 """A two-level Gaussian mixture prior: super-clusters of clusters, both levels enumerated.
 
-The hierarchical variant of VaDE (Jiang et al. 2017, arXiv:1611.05148): its mixture weights
+A hierarchical extension of VaDE's mixture prior (Jiang et al. 2017, arXiv:1611.05148; the paper has a
+single level, this variant is ours): its mixture weights
 factorise through a coarse level, so every datapoint gets a posterior at both levels. It is built
 from the library's parts only: a prior registered by name (``"hierarchical-mixture"``) and a model
 registered by name (``"hierarchical"``), joined with the usual decoder and amortized guide by

@@ -1,4 +1,4 @@
-"""The generative model: a prior over latents and clusters, and a decoder.
+r"""The generative model: a prior over latents and clusters, and a decoder.
 
 .. code-block:: none
 

@@ -20,7 +20,8 @@ def test_conv_nets_map_images_both_ways(data_dim):
 
 @pytest.mark.parametrize("network", ["vade", "small", "toy"])
 def test_mlp_presets(network):
-    assert build_encoder_net(network, 6)(torch.rand(3, 6)).dim() == 2
+    encoder = build_encoder_net(network, 6)
+    assert encoder(torch.rand(3, 6)).shape == (3, encoder.out_dim)
     assert build_decoder_net(network, 5, 6)(torch.randn(4, 3, 5)).shape == (4, 3, 6)
 
 
