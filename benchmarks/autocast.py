@@ -55,8 +55,9 @@ def main(argv=None):
            "threads": args.threads, "rounds": args.rounds, "torch": torch.__version__, "pyro": pyro.__version__,
            "machine": f"{platform.machine()}, 2 CPU cores (avx512_bf16), no GPU", "date": time.strftime("%Y-%m-%d"),
            "command": "python benchmarks/autocast.py " + " ".join(argv)}
+    table = {row["table"]: {"columns": ["name", "ratio", "float32_ms", "bfloat16_ms"]}}
     with open(args.out, "w") as f:
-        json.dump({"rows": [row], "per_round_seconds": times}, f, indent=1)
+        json.dump({"rows": [row], "tables": table, "per_round_seconds": times}, f, indent=1)
     print(json.dumps(row, indent=1))
 
 
