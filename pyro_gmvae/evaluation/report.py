@@ -8,7 +8,7 @@ import torch
 
 from ..errors import DataError
 from .marginal import estimate_marginal_likelihood
-from .metrics import active_clusters, clustering_scores
+from .metrics import active_clusters, cluster_information, clustering_scores, used_clusters
 from .responsibilities import cluster_marginals
 
 EVAL = "eval.json"
@@ -38,8 +38,10 @@ def evaluate_run(run_dir, num_samples=100, split=None, device="cpu", batch_size=
     Keys: ``elbo`` and ``log_likelihood`` (means per datapoint, nats; the same ``num_samples``
     guide draws give both), ``log_likelihood_stderr`` (std over datapoints / sqrt(N)), ``khat_max``
     and ``khat_share_above_0_7`` (PSIS; None when ``num_samples`` is too small to fit a tail),
-    ``num_samples``, ``num_datapoints``, ``split``; for a model with clusters ``cluster_shares``
-    and ``num_active_clusters``, and with labels ``acc``, ``acc_many_to_one``, ``nmi``, ``ari``.
+    ``num_samples``, ``num_datapoints``, ``split``; for a model with clusters ``cluster_shares``,
+    ``num_active_clusters``, ``num_used_clusters`` and ``cluster_information`` (the same with a
+    ``super_cluster_`` prefix for the coarse level of a hierarchy), and with labels ``acc``,
+    ``acc_many_to_one``, ``nmi``, ``ari``.
     """
     from ..runs import load_run, write_json
 
@@ -52,10 +54,15 @@ def evaluate_run(run_dir, num_samples=100, split=None, device="cpu", batch_size=
     result = estimate_marginal_likelihood(model, guide, data.x, num_samples, batch_size).summary()
     result["split"] = split or data_spec.get("split") or "all"
     if model.cluster_sites:
-        resp = cluster_marginals(model, guide, data.x, batch_size=batch_size)[model.cluster_sites[-1]]
-        result["cluster_shares"] = cluster_shares(resp).tolist()
-        result["num_active_clusters"] = active_clusters(resp)
+        marginals = cluster_marginals(model, guide, data.x, batch_size=batch_size)
+        for site in model.cluster_sites:  # coarse levels of a hierarchy get their site name as a prefix
+            resp = marginals[site]
+            prefix = "" if site == model.cluster_sites[-1] else f"{site}_"
+            result[f"{prefix}cluster_shares"] = cluster_shares(resp).tolist()
+            result[f"{prefix}num_active_clusters"] = active_clusters(resp)
+            result[f"{prefix}num_used_clusters"] = used_clusters(resp)
+            result[f"{prefix}cluster_information"] = cluster_information(resp)
         if data.y is not None:
-            result.update(clustering_scores(data.y, resp.argmax(-1)))
+            result.update(clustering_scores(data.y, marginals[model.cluster_sites[-1]].argmax(-1)))
     write_json(Path(run_dir) / EVAL, result)
     return result

@@ -182,3 +182,7 @@ def test_cli_trains_the_hierarchical_model(tmp_path):
     assert "super_cluster_num_active_clusters" in rows[-1]
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["num_super_clusters"] == 2
+    assert main(["evaluate", str(out), "--num-samples", "30"]) == 0
+    result = json.loads((out / "eval.json").read_text())
+    assert len(result["super_cluster_cluster_shares"]) == 2 and len(result["cluster_shares"]) == 4
+    assert abs(sum(result["super_cluster_cluster_shares"]) - 1) < 1e-5
