@@ -32,6 +32,16 @@ def many_to_one_accuracy(labels, clusters):
     return float(table.max(axis=1).sum() / labels.size)
 
 
+def most_confident_accuracy(labels, responsibilities):
+    """The GMVAE code's many-to-one protocol: each cluster takes the label of the datapoint it claims
+    most confidently (highest responsibility), and every point is scored by its most probable cluster."""
+    labels = _as_numpy(labels)
+    resp = responsibilities.detach().cpu().numpy() if hasattr(responsibilities, "detach") else \
+        np.asarray(responsibilities)
+    cluster_label = labels[resp.argmax(axis=0)]  # (K,): the label of each cluster's most confident point
+    return float((cluster_label[resp.argmax(axis=1)] == labels).mean())
+
+
 def clustering_scores(labels, clusters):
     """``{"acc", "acc_many_to_one", "nmi", "ari"}`` of predicted ``clusters`` against ``labels``."""
     labels, clusters = _as_numpy(labels), _as_numpy(clusters)

@@ -8,7 +8,7 @@ import torch
 
 from ..errors import DataError
 from .marginal import estimate_marginal_likelihood
-from .metrics import active_clusters, cluster_information, clustering_scores, used_clusters
+from .metrics import active_clusters, cluster_information, clustering_scores, most_confident_accuracy, used_clusters
 from .responsibilities import cluster_marginals
 
 EVAL = "eval.json"
@@ -63,6 +63,8 @@ def evaluate_run(run_dir, num_samples=100, split=None, device="cpu", batch_size=
             result[f"{prefix}num_used_clusters"] = used_clusters(resp)
             result[f"{prefix}cluster_information"] = cluster_information(resp)
         if data.y is not None:
-            result.update(clustering_scores(data.y, marginals[model.cluster_sites[-1]].argmax(-1)))
+            finest = marginals[model.cluster_sites[-1]]
+            result.update(clustering_scores(data.y, finest.argmax(-1)))
+            result["acc_most_confident"] = most_confident_accuracy(data.y, finest)
     write_json(Path(run_dir) / EVAL, result)
     return result

@@ -17,7 +17,8 @@ import torch
 from pyro.infer import SVI
 
 from ..errors import TrainingError
-from ..evaluation.metrics import active_clusters, cluster_information, clustering_scores, used_clusters
+from ..evaluation.metrics import (active_clusters, cluster_information, clustering_scores, most_confident_accuracy,
+                                  used_clusters)
 from ..evaluation.responsibilities import cluster_marginals
 from .elbo import make_elbo
 from .free_bits import FreeBitsMessenger
@@ -231,6 +232,7 @@ class Trainer:
             out[f"{prefix}cluster_information"] = cluster_information(resp)
             if data.y is not None and not prefix:
                 out.update(clustering_scores(data.y, resp.argmax(-1)))
+                out["acc_most_confident"] = most_confident_accuracy(data.y, resp)
         return out
 
     def fit(self, data, *, on_epoch_end=None):
