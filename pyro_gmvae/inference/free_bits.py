@@ -65,7 +65,8 @@ class FreeBitsMessenger(Messenger):
     :param str site: the constrained site, enumerated (default ``"cluster"``) or guided.
     :param group: ``"site"``, ``"dim"`` or an int group size (guided sites only).
 
-    After each run, ``kl`` holds the measured minibatch-mean KL (detached; mean over particles).
+    After each run, ``kl`` holds the measured minibatch-mean KL and ``correction`` the amount the
+    constraint added to the loss (both detached, means over particles).
     """
 
     def __init__(self, lam, site=CLUSTER, group="site"):
@@ -80,6 +81,7 @@ class FreeBitsMessenger(Messenger):
         self.site = site
         self.group = group
         self.kl = None
+        self.correction = None
 
     def __enter__(self):
         self._records = {}
@@ -188,6 +190,7 @@ class FreeBitsMessenger(Messenger):
             num_data *= frame.size
         self.kl = kl.detach().sum(-1).mean()
         penalty = (-num_data * F.relu(self.lam - kl).sum(-1)).reshape(-1)
+        self.correction = -penalty.detach().mean()  # nats the constraint adds to the loss (mean over particles)
         if particle is None:
             return penalty.reshape(())
         return penalty.expand(particle.size).reshape((particle.size,) + (1,) * (-particle.dim - 1))

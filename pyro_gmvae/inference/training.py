@@ -149,10 +149,11 @@ class Trainer:
 
     # -- SVI ------------------------------------------------------------------------------------
     def train_epoch(self, x):
-        """One pass over ``x`` in shuffled minibatches; returns the mean loss per datapoint."""
+        """One pass over ``x`` in shuffled minibatches. Returns the mean loss per datapoint and, with
+        free bits, ``(KL, correction per datapoint)`` of the constrained term (else ``None``)."""
         n, bs = x.shape[0], self.config.batch_size
         perm = self._permutation(n, self.epoch)
-        total, kl_sum, kl_count = 0.0, 0.0, 0
+        total, kl_sum, correction, steps = 0.0, 0.0, 0.0, 0
         for step, start in enumerate(range(0, n, bs)):
             xb = x[perm[start:start + bs]]
             loss = self.svi.step(xb)
@@ -161,27 +162,33 @@ class Trainer:
                     f"non-finite loss ({loss}) at epoch {self.epoch + 1}, step {step + 1}; the last good "
                     "checkpoint is kept; lower --lr, check the data for extreme values, or pretrain longer")
             total += loss
-            if self.free_bits is not None and self.free_bits.kl is not None and not self.config.jit:
+            if self.free_bits is not None and not self.config.jit:
                 kl_sum += float(self.free_bits.kl)
-                kl_count += 1
+                correction += float(self.free_bits.correction)
+                steps += 1
         self._check_finite_params(step)
         self.epoch_lr = self._lr()
         self.optim.step()  # the learning-rate schedule, per epoch
         self.epoch += 1
-        if self.free_bits is not None and self.config.jit:
-            kl_sum, kl_count = self._measure_free_bits_kl(x, perm), 1
-        return total / n, (kl_sum / kl_count if kl_count else None)
+        if self.free_bits is None:
+            return total / n, None
+        if self.config.jit:  # the handler's Python ran only while tracing: measure outside the JIT
+            return total / n, self._measure_free_bits(x, perm)
+        return total / n, (kl_sum / steps, correction / n)
 
     @torch.no_grad()
-    def _measure_free_bits_kl(self, x, perm, max_batches=10):
-        """The constrained KL, measured outside the JIT (whose Python runs only while tracing) on up to
-        ``max_batches`` minibatches, without touching the random state of training."""
-        elbo, bs, values = make_elbo(), self.config.batch_size, []
+    def _measure_free_bits(self, x, perm, max_batches=10):
+        """``(KL, correction per datapoint)`` of the constrained term, measured after the epoch outside
+        the JIT on up to ``max_batches`` minibatches, without touching the random state of training."""
+        elbo, bs, kls, corrections, count = make_elbo(), self.config.batch_size, [], 0.0, 0
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             for start in range(0, min(x.shape[0], max_batches * bs), bs):
-                elbo.loss(self._train_model, self.guide, x[perm[start:start + bs]])
-                values.append(float(self.free_bits.kl))
-        return sum(values) / len(values)
+                xb = x[perm[start:start + bs]]
+                elbo.loss(self._train_model, self.guide, xb)
+                kls.append(float(self.free_bits.kl))
+                corrections += float(self.free_bits.correction)
+                count += xb.shape[0]
+        return sum(kls) / len(kls), corrections / count
 
     def _check_finite_params(self, step):
         # A finite loss can still leave NaN parameters behind (a NaN gradient in the last step):
@@ -254,10 +261,11 @@ class Trainer:
         try:
             while self.epoch < self.config.epochs:
                 t0 = time.perf_counter()
-                loss, kl = self.train_epoch(data.x)
+                loss, constraint = self.train_epoch(data.x)
                 row = {"epoch": self.epoch, "elbo": -loss, "lr": self.epoch_lr}
-                if kl is not None:
-                    row["free_bits_kl"] = kl
+                if constraint is not None:  # elbo without the constraint; objective is what was optimised
+                    kl, correction = constraint
+                    row.update(elbo=-loss + correction, objective=-loss, free_bits_kl=kl)
                 row.update(self.evaluate(data))
                 row["seconds"] = time.perf_counter() - t0
                 self._warn_collapse(row)
