@@ -240,7 +240,7 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     import pyro
 
     from .config import ModelConfig, TrainConfig
-    from .data import Dataset, validate_data
+    from .data import Dataset
     from .errors import DataError
     from .inference.training import Trainer
     from .models import MODELS, build
@@ -253,23 +253,17 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
         raise DataError(f"train_run takes a Dataset, got {type(dataset).__name__}; wrap tensors with "
                         "pyro_gmvae.from_tensor(x)")
     check_device(train_config.device)
-    validate_data(dataset.x, likelihood=model_config.likelihood)
-    if dataset.data_dim != model_config.data_dim:
-        raise DataError(f"the data has {dataset.data_dim} features but the model expects {model_config.data_dim}; "
-                        "build the model with data_dim=dataset.data_dim")
-    if dataset.num_datapoints < model_config.num_clusters:
-        raise DataError(f"{dataset.num_datapoints} datapoints cannot fill {model_config.num_clusters} clusters; "
-                        "use fewer clusters or more data")
     prepare_run_dir(out, resume=resume, overwrite=overwrite)
     restart = resume and not (out / CHECKPOINT).exists()
     if resume:
         check_resume_config(out, model_config, train_config)
     pyro.set_rng_seed(train_config.seed)  # the initial weights are part of the run's result
     model, guide = build(model_config)
-    check_free_bits_site(model, guide, train_config)
-    check_free_bits_objective(model, guide, train_config, dataset.x.cpu())
     trainer = Trainer(model, guide, train_config, pretrain_epochs=MODELS[model_config.model].pretrain_epochs,
                       progress=progress)
+    trainer.check_data(dataset)  # NaN/Inf, range for Bernoulli, feature size, enough datapoints
+    check_free_bits_site(model, guide, train_config)
+    check_free_bits_objective(model, guide, train_config, dataset.x.cpu())
     state = None
     if resume and not restart:
         state = load_checkpoint(out)
