@@ -32,7 +32,7 @@ from torch import nn
 from ..errors import ConfigError, check_positive
 from ..sites import CLUSTER, LATENT, SUPER_CLUSTER
 from . import ModelSpec, register_model
-from .priors import ENUM, MIN_SCALE, inverse_softplus, positive, register_prior
+from .priors import ENUM, GaussianComponents, register_prior
 
 #: Log-weight, relative to the group's clusters, of a cluster outside its super-cluster's group
 #: after :meth:`HierarchicalMixturePrior.init_from_gmm` (``log 1e-6``).
@@ -66,7 +66,7 @@ def group_means(means, num_groups):
     return np.argsort(order)[labels].astype(np.int64)
 
 
-class HierarchicalMixturePrior(PyroModule):
+class HierarchicalMixturePrior(GaussianComponents, PyroModule):
     """A two-level Gaussian mixture::
 
         super_cluster ~ Categorical(softmax(super_logits))                          (S values)
@@ -115,12 +115,7 @@ class HierarchicalMixturePrior(PyroModule):
         self.super_logits = nn.Parameter(torch.zeros(num_super_clusters))
         # random rows: with equal rows every super-cluster would have the same posterior forever
         self.cluster_logits = nn.Parameter(torch.randn(num_super_clusters, num_clusters))
-        self.loc = nn.Parameter(torch.randn(num_clusters, latent_dim))
-        self.scale_raw = nn.Parameter(inverse_softplus(torch.ones(num_clusters, latent_dim)))
-
-    @property
-    def scale(self):
-        return positive(self.scale_raw)
+        self._init_components(num_clusters, latent_dim)
 
     def cluster_probs(self):
         """``p(super_cluster, cluster)`` as an ``(S, K)`` table."""
@@ -131,9 +126,6 @@ class HierarchicalMixturePrior(PyroModule):
 
     def cluster_dist(self, super_cluster):
         return dist.Categorical(logits=Vindex(self.cluster_logits)[..., super_cluster, :])
-
-    def z_dist(self, cluster):
-        return dist.Normal(self.loc[cluster], self.scale[cluster]).to_event(1)
 
     def forward(self):
         super_cluster = pyro.sample(SUPER_CLUSTER, self.super_cluster_dist(), infer=ENUM)
@@ -155,9 +147,7 @@ class HierarchicalMixturePrior(PyroModule):
         member = groups[None, :] == torch.arange(self.num_super_clusters, device=p.device)[:, None]  # (S, K)
         self.super_logits.copy_((member * w).sum(-1).log())
         self.cluster_logits.copy_(torch.where(member, w.log(), w.log() + _OUTSIDE_GROUP_LOGIT))
-        self.loc.copy_(torch.as_tensor(np.asarray(means), dtype=p.dtype, device=p.device))
-        scales = torch.as_tensor(np.asarray(scales), dtype=p.dtype, device=p.device).clamp_min(2 * MIN_SCALE)
-        self.scale_raw.copy_(inverse_softplus(scales).to(p.device, p.dtype))
+        self._set_components(np.asarray(means), np.asarray(scales))
 
 
 register_prior("hierarchical-mixture", HierarchicalMixturePrior)

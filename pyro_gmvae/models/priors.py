@@ -60,7 +60,30 @@ class StandardNormalPrior(PyroModule):
         return pyro.sample(LATENT, self.z_dist())
 
 
-class MixturePrior(PyroModule):
+class GaussianComponents:
+    """K diagonal Gaussian components ``z | cluster ~ Normal(loc[cluster], scale[cluster])``, shared by the
+    mixture priors (mixed into a :class:`~pyro.nn.PyroModule`)."""
+
+    def _init_components(self, num_clusters, latent_dim):
+        self.loc = nn.Parameter(torch.randn(num_clusters, latent_dim))
+        self.scale_raw = nn.Parameter(inverse_softplus(torch.ones(num_clusters, latent_dim)))
+
+    @property
+    def scale(self):
+        return positive(self.scale_raw)
+
+    def z_dist(self, cluster):
+        return dist.Normal(self.loc[cluster], self.scale[cluster]).to_event(1)
+
+    @torch.no_grad()
+    def _set_components(self, means, scales):
+        p = self.loc
+        self.loc.copy_(torch.as_tensor(means, dtype=p.dtype, device=p.device))
+        scales = torch.as_tensor(scales, dtype=p.dtype, device=p.device).clamp_min(2 * MIN_SCALE)
+        self.scale_raw.copy_(inverse_softplus(scales).to(p.device, p.dtype))
+
+
+class MixturePrior(GaussianComponents, PyroModule):
     """VaDE's learned Gaussian mixture (Jiang et al. 2017)::
 
         cluster ~ Categorical(softmax(logits))
@@ -79,18 +102,10 @@ class MixturePrior(PyroModule):
         self.num_clusters = num_clusters
         self.guide_sites = {LATENT: latent_dim}
         self.logits = nn.Parameter(torch.zeros(num_clusters))
-        self.loc = nn.Parameter(torch.randn(num_clusters, latent_dim))
-        self.scale_raw = nn.Parameter(inverse_softplus(torch.ones(num_clusters, latent_dim)))
-
-    @property
-    def scale(self):
-        return positive(self.scale_raw)
+        self._init_components(num_clusters, latent_dim)
 
     def cluster_dist(self):
         return dist.Categorical(logits=self.logits)
-
-    def z_dist(self, cluster):
-        return dist.Normal(self.loc[cluster], self.scale[cluster]).to_event(1)
 
     def forward(self):
         cluster = pyro.sample(CLUSTER, self.cluster_dist(), infer=ENUM)
@@ -101,9 +116,7 @@ class MixturePrior(PyroModule):
         """Copy a diagonal Gaussian mixture's weights, means and standard deviations."""
         p = self.logits
         self.logits.copy_(torch.as_tensor(weights, dtype=p.dtype, device=p.device).clamp_min(1e-6).log())
-        self.loc.copy_(torch.as_tensor(means, dtype=p.dtype, device=p.device))
-        scales = torch.as_tensor(scales, dtype=p.dtype, device=p.device).clamp_min(2 * MIN_SCALE)
-        self.scale_raw.copy_(inverse_softplus(scales).to(p.device, p.dtype))
+        self._set_components(means, scales)
 
 
 class ConditionalMixturePrior(PyroModule):
