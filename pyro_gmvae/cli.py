@@ -14,39 +14,7 @@ from pathlib import Path
 
 from .errors import GMVAEError
 
-DATASET_DEFAULTS = {
-    # the embedded default: VaDE with the paper's networks, short enough for 2 CPU cores
-    "digits": dict(network="vade", latent_dim=10, epochs=30, batch_size=100, lr=5e-4, pretrain_epochs=30),
-    "synthetic": dict(network="toy", latent_dim=2, noise_dim=2, epochs=30, batch_size=200, lr=2e-3,
-                      pretrain_epochs=20),
-    "mnist": dict(network="vade", latent_dim=10),
-    "fashion-mnist": dict(network="vade", latent_dim=10),
-    "svhn": dict(network="conv", latent_dim=10),
-    "file": dict(network="small", latent_dim=10),
-}
-
-#: The papers' optimisation settings (../shared/PAPERS.md), with our own choices marked. Any flag overrides them.
-#: vade-mnist: the official script runs 3000 epochs; 300 is our default (lr reaches its floor by epoch ~220).
-#: gmvae-mnist: trains on the 60k training images, so that the 10k test set is held out as in the paper;
-#: K = 16 by default (the paper's table: 10, 16, 30). gmvae-synthetic: the paper's K = 8 on the arcs.
-PRESETS = {
-    "vade-mnist": dict(model="vade", dataset="mnist", network="vade", num_clusters=10, latent_dim=10,
-                       batch_size=100, lr=2e-3, lr_decay=0.9, lr_decay_every=10, min_lr=2e-4, adam_eps=1e-4,
-                       epochs=300, pretrain_epochs=50),
-    "gmvae-mnist": dict(model="gmvae", dataset="mnist", network="conv", num_clusters=16, latent_dim=200,
-                        noise_dim=150, prior_hidden_dim=500, batch_size=50, lr=1e-4, lr_decay=1.0,
-                        epochs=100, num_particles=1, free_bits=0.5, likelihood="bernoulli", split="train"),
-    "gmvae-synthetic": dict(model="gmvae", dataset="synthetic", network="toy", num_clusters=8, latent_dim=2,
-                            noise_dim=2, prior_hidden_dim=100, batch_size=200, lr=2e-3, epochs=60,
-                            likelihood="normal", free_bits=0.5),
-}
-
-MODEL_FIELDS = ("model", "num_clusters", "num_super_clusters", "latent_dim", "noise_dim", "prior_hidden_dim",
-                "prior", "guide", "likelihood", "network")
-TRAIN_FIELDS = ("epochs", "batch_size", "lr", "lr_decay", "lr_decay_every", "min_lr", "adam_eps",
-                "num_particles", "jit", "seed", "pretrain_epochs", "pretrain_lr", "free_bits", "free_bits_site",
-                "free_bits_group", "device", "compute_dtype")
-DATA_FIELDS = ("dataset", "data_dir", "data_path", "split", "num_datapoints")
+from .defaults import DATA_FIELDS, DATASET_DEFAULTS, MODEL_FIELDS, PRESETS, TRAIN_FIELDS  # noqa: F401
 
 
 def _add_data_flags(p, with_dataset=True):
@@ -163,19 +131,9 @@ def _check_resume_flags(args):
 
 def _resolve(args):
     """Merge library defaults < dataset defaults < preset < flags; returns (model_kw, train_kw, data_kw)."""
-    from .errors import check_choice
+    from .defaults import resolve
 
-    given = {k: v for k, v in vars(args).items() if v is not None}
-    preset = {}
-    if args.preset is not None:
-        check_choice("preset", args.preset, PRESETS)
-        preset = PRESETS[args.preset]
-    dataset = given.get("dataset", preset.get("dataset", "digits"))
-    merged = {**DATASET_DEFAULTS.get(dataset, {}), **preset, **given, "dataset": dataset}
-    model_kw = {k: merged[k] for k in MODEL_FIELDS if k in merged}
-    train_kw = {k: merged[k] for k in TRAIN_FIELDS if k in merged}
-    data_kw = {k: merged[k] for k in DATA_FIELDS if k in merged}
-    return model_kw, train_kw, data_kw
+    return resolve(vars(args), args.preset)
 
 
 def load_data(data_kw, device="cpu", download=False):

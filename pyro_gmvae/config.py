@@ -69,6 +69,30 @@ class ModelConfig:
                               "another version of pyro_gmvae")
         return cls(**d)
 
+    @classmethod
+    def for_dataset(cls, dataset, preset=None, **overrides):
+        """The model the command line would build for ``dataset`` (a :class:`~pyro_gmvae.data.Dataset`
+        or a name): :data:`~pyro_gmvae.defaults.DATASET_DEFAULTS`, then ``preset``, then ``overrides``.
+
+        A Dataset also gives ``data_dim``, ``likelihood`` and ``num_clusters`` (its number of classes);
+        with a bare name, pass ``data_dim`` unless the dataclass default fits (digits: 64).
+
+        >>> ModelConfig.for_dataset("digits").network
+        'vade'
+        """
+        from .defaults import MODEL_FIELDS, resolve
+
+        _check_overrides(cls, overrides)
+        name = getattr(dataset, "name", dataset)
+        model_kw, _, _ = resolve({**overrides, "dataset": name}, preset)
+        extra = {k: v for k, v in overrides.items() if k not in MODEL_FIELDS}
+        kw = {**model_kw, **extra}
+        if hasattr(dataset, "data_dim"):
+            kw.setdefault("data_dim", dataset.data_dim)
+            kw.setdefault("likelihood", dataset.likelihood)
+            kw.setdefault("num_clusters", dataset.num_classes or 10)
+        return cls(**kw)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -125,3 +149,24 @@ class TrainConfig:
             raise ConfigError(f"unknown train config fields {sorted(unknown)}; the config was written by "
                               "another version of pyro_gmvae")
         return cls(**d)
+
+    @classmethod
+    def for_dataset(cls, dataset="digits", preset=None, **overrides):
+        """The training the command line would run on ``dataset`` (a name or a Dataset):
+        :data:`~pyro_gmvae.defaults.DATASET_DEFAULTS`, then ``preset``, then ``overrides``.
+
+        >>> TrainConfig.for_dataset("digits", epochs=5).lr
+        0.0005
+        """
+        from .defaults import resolve
+
+        _check_overrides(cls, overrides)
+        _, train_kw, _ = resolve({**overrides, "dataset": getattr(dataset, "name", dataset)}, preset)
+        return cls(**train_kw)
+
+
+def _check_overrides(cls, overrides):
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ConfigError(f"{cls.__name__} has no fields {unknown}; choose among {sorted(fields)}")
