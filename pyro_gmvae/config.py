@@ -6,9 +6,15 @@ fails before any data is loaded or any file is written.
 """
 
 import dataclasses
+import numbers
 from dataclasses import dataclass
 
 from .errors import ConfigError, check_choice, check_positive
+
+#: The largest learning rate accepted (Adam diverges long before).
+MAX_LR = 1.0
+#: Seeds are those numpy accepts: 0 .. 2**32 - 1.
+MAX_SEED = 2 ** 32 - 1
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,10 @@ class ModelConfig:
     network: str = "vade"
 
     def __post_init__(self):
+        for name in ("model", "guide", "likelihood", "network", "prior"):
+            value = getattr(self, name)
+            if not isinstance(value, str) and not (name == "prior" and value is None):
+                raise ConfigError(f"{name} must be a name (a string), got {value!r}; pass e.g. model='vade'")
         from .models import MODELS
         from .models.priors import PRIORS
         from .inference.amortized import GUIDES
@@ -62,6 +72,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d):
+        if not isinstance(d, dict):
+            raise ConfigError(f"{cls.__name__}.from_dict takes a dict, got {type(d).__name__}; pass the "
+                              "dict that to_dict() returned")
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - fields
         if unknown:
@@ -123,18 +136,25 @@ class TrainConfig:
     def __post_init__(self):
         check_positive("epochs", self.epochs, strict=False, integer=True)
         check_positive("batch_size", self.batch_size, integer=True)
-        check_positive("lr", self.lr)
-        check_positive("pretrain_lr", self.pretrain_lr)
+        # rates above 1 only blow Adam up; every float is checked finite (NaN passes any comparison)
+        check_positive("lr", self.lr, maximum=MAX_LR)
+        check_positive("pretrain_lr", self.pretrain_lr, maximum=MAX_LR)
         check_positive("num_particles", self.num_particles, integer=True)
         check_positive("lr_decay_every", self.lr_decay_every, integer=True)
-        check_positive("adam_eps", self.adam_eps)
-        if not 0 < self.lr_decay <= 1:
-            raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
-        check_positive("min_lr", self.min_lr, strict=False)
+        check_positive("adam_eps", self.adam_eps, maximum=1.0)
+        check_positive("lr_decay", self.lr_decay, maximum=1.0)
+        check_positive("min_lr", self.min_lr, strict=False, maximum=MAX_LR)
         if self.pretrain_epochs is not None:
             check_positive("pretrain_epochs", self.pretrain_epochs, strict=False, integer=True)
-        if self.free_bits < 0:
+        if isinstance(self.free_bits, numbers.Real) and not isinstance(self.free_bits, bool) and self.free_bits < 0:
             raise ConfigError(f"free-bits lambda must be >= 0 nats, got {self.free_bits!r}; use 0 to disable it")
+        check_positive("free_bits", self.free_bits, strict=False)
+        check_positive("seed", self.seed, strict=False, integer=True, maximum=MAX_SEED)
+        if not isinstance(self.jit, bool):
+            raise ConfigError(f"jit must be True or False, got {self.jit!r}")
+        for name in ("free_bits_site", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
         check_choice("free-bits group", self.free_bits_group, ("site", "dim"))
         check_choice("compute dtype", self.compute_dtype, ("float32", "bfloat16"))
 
@@ -143,6 +163,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d):
+        if not isinstance(d, dict):
+            raise ConfigError(f"{cls.__name__}.from_dict takes a dict, got {type(d).__name__}; pass the "
+                              "dict that to_dict() returned")
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - fields
         if unknown:

@@ -43,6 +43,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..sites import DATA_PLATE
+from .inputs import check_count, model_input
 
 #: The plate of importance samples; the models' own data plate is dim -1.
 SAMPLE_PLATE = "_importance_samples"
@@ -113,8 +114,7 @@ def _chunks(num_samples, batch, chunk_size):
 
 def _check_counts(num_samples, batch_size):
     for name, value in (("num_samples", num_samples), ("batch_size", batch_size)):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        check_count(name, value)
 
 
 @torch.no_grad()
@@ -124,11 +124,8 @@ def importance_log_weights(model, guide, x, num_samples, *, chunk_size=None):
     The ``num_samples`` guide draws are vectorized in chunks of ``chunk_size`` samples.
     """
     _check_counts(num_samples, 1)
+    x = model_input(model, x)
     return torch.cat([_log_weights_chunk(model, guide, x, s) for s in _chunks(num_samples, x.shape[0], chunk_size)])
-
-
-def _as_x(data):
-    return data.x if hasattr(data, "x") else data
 
 
 @torch.no_grad()
@@ -139,7 +136,7 @@ def log_marginal_likelihood(model, guide, data, num_samples=100, batch_size=500,
     batches of ``batch_size``; samples in vectorized chunks whose running ``logsumexp`` bounds the
     memory for any ``num_samples``. Everything runs on the data's device.
     """
-    x = _as_x(data)
+    x = model_input(model, data)
     _check_counts(num_samples, batch_size)
     out = []
     for start in range(0, x.shape[0], batch_size):
@@ -156,7 +153,7 @@ def log_marginal_likelihood(model, guide, data, num_samples=100, batch_size=500,
 def elbo_per_datapoint(model, guide, data, num_samples=1, batch_size=500, *, chunk_size=None):
     """``(N,)`` ELBO of each datapoint, the mean log-weight over ``num_samples`` guide samples
     (what ``TraceEnum_ELBO`` computes, per datapoint and with the sign of a bound, not a loss)."""
-    x = _as_x(data)
+    x = model_input(model, data)
     _check_counts(num_samples, batch_size)
     out = []
     for start in range(0, x.shape[0], batch_size):
@@ -236,7 +233,7 @@ def estimate_marginal_likelihood(model, guide, data, num_samples=100, batch_size
 
     Holds one ``(num_samples, batch_size)`` block of log-weights at a time (PSIS needs them all).
     """
-    x = _as_x(data)
+    x = model_input(model, data)
     _check_counts(num_samples, batch_size)
     ll, elbo, khat = [], [], []
     for start in range(0, x.shape[0], batch_size):

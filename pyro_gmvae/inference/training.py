@@ -203,9 +203,12 @@ class Trainer:
 
     def check_data(self, data):
         """Raise :class:`~pyro_gmvae.errors.DataError` unless ``data`` fits the model, before any step."""
-        from ..data import validate_data
+        from ..data import Dataset, validate_data
         from ..errors import DataError
 
+        if not isinstance(data, Dataset):
+            raise DataError(f"fit takes a Dataset, got {type(data).__name__}; wrap tensors with "
+                            "pyro_gmvae.from_tensor(x)")
         decoder = getattr(self.model, "decoder", None)
         validate_data(data.x, likelihood=getattr(decoder, "likelihood", None))
         expected = getattr(decoder, "data_dim", None)

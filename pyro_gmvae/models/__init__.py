@@ -42,9 +42,13 @@ def build_prior(config):
 
 def build(config):
     """``(model, guide)`` for a :class:`~pyro_gmvae.config.ModelConfig`, on the CPU in the default dtype."""
+    from ..config import ModelConfig
     from ..inference.amortized import AmortizedGuide
     from ..nn import build_decoder_net, build_encoder_net
 
+    if not isinstance(config, ModelConfig):
+        raise ConfigError(f"build takes a ModelConfig, got {type(config).__name__} {config!r}; pass "
+                          f"build(ModelConfig(model=..., data_dim=..., num_clusters=...))")
     prior = build_prior(config)
     decoder = Decoder(build_decoder_net(config.network, config.latent_dim, config.data_dim),
                       config.data_dim, config.likelihood)

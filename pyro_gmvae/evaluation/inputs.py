@@ -1,0 +1,53 @@
+"""Checks of the data handed to the evaluation functions (responsibilities, marginal likelihood):
+the library's own errors, naming the fix, instead of a shape or dtype error deep inside Pyro."""
+
+import numbers
+
+import torch
+
+from ..errors import ConfigError, DataError
+
+
+def model_input(model, data):
+    """``data`` (a tensor, a numpy array or a :class:`~pyro_gmvae.data.Dataset`) as a 2-D tensor in the
+    dtype and on the device of ``model``'s parameters, or a :class:`~pyro_gmvae.errors.DataError`.
+
+    The rows must be datapoints with the decoder's number of features, finite, and within [0, 1]
+    for a Bernoulli likelihood (a value outside has no probability under the model).
+    """
+    from ..data import validate_data
+
+    x = data.x if hasattr(data, "x") and not isinstance(data, torch.Tensor) else data
+    decoder = getattr(model, "decoder", None)
+    validate_data(x, likelihood=getattr(decoder, "likelihood", None))
+    x = torch.as_tensor(x)
+    expected = getattr(decoder, "data_dim", None)
+    if expected is not None and x.shape[1] != expected:
+        raise DataError(f"x has {x.shape[1]} features but the model expects {expected}; pass rows of "
+                        f"{expected} values (one datapoint per row)")
+    param = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None  # a plain function
+    if param is not None:
+        x = x.to(device=param.device, dtype=param.dtype)
+    elif not x.is_floating_point():
+        x = x.to(torch.get_default_dtype())
+    return x
+
+
+def check_count(name, value):
+    """Raise :class:`~pyro_gmvae.errors.ConfigError` unless ``value`` is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}; pass e.g. {name}=100")
+
+
+def cluster_site(model, site=None):
+    """``site`` (default: the model's finest cluster site), or a :class:`ConfigError` for a model
+    without clusters or a name that is not one of its cluster sites."""
+    sites = tuple(getattr(model, "cluster_sites", ()))
+    if not sites:
+        raise ConfigError("the model has no cluster sites (a VAE with a standard-normal prior), so it has no "
+                          "responsibilities; build a model with a mixture prior (model='vade' or 'gmvae')")
+    if site is None:
+        return sites[-1]
+    if site not in sites:
+        raise ConfigError(f"unknown cluster site {site!r}; choose one of: {', '.join(sites)}")
+    return site
