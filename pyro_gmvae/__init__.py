@@ -26,3 +26,10 @@ __all__ = [
 ]
 from .evaluation.marginal import estimate_marginal_likelihood, exact_log_marginal_likelihood, log_marginal_likelihood  # noqa: E402
 __all__ += ["log_marginal_likelihood", "exact_log_marginal_likelihood", "estimate_marginal_likelihood"]
+from .defaults import DATASET_DEFAULTS, PRESETS, defaults_for  # noqa: E402
+from .estimator import GMVAEClusterer  # noqa: E402
+from .inference.amortized import register_guide  # noqa: E402
+from .nn import register_network  # noqa: E402
+from .plugins import import_plugins  # noqa: E402
+__all__ += ["DATASET_DEFAULTS", "PRESETS", "defaults_for", "GMVAEClusterer", "register_guide", "register_network",
+            "import_plugins"]

@@ -1,10 +1,21 @@
-"""The ``pyro-gmvae`` command line: ``train``, ``evaluate``, ``sample`` and ``plot``.
+"""The ``pyro-gmvae`` command line: ``train``, ``evaluate``, ``sample``, ``plot`` and ``predict``.
 
 Every flag maps onto a field of :class:`~pyro_gmvae.config.ModelConfig` or
 :class:`~pyro_gmvae.config.TrainConfig`. Defaults come in three layers: the library's defaults,
 then the dataset's (``DATASET_DEFAULTS``), then a ``--preset``; a flag given on the command line
-always wins.
+always wins. The defaults live in :mod:`pyro_gmvae.defaults`, which the Python API reads too.
+
+Every subcommand takes ``--import MODULE`` (a plugin that registers priors, guides...; see
+:mod:`pyro_gmvae.plugins`) and ``--threads N``.
 """
+
+#: The top-level help, in plain words (the module docstring above is reST for the API docs).
+DESCRIPTION = ("Deep generative clustering (VaDE, GMVAE) with Pyro: train a model into a run folder, then "
+               "evaluate it, sample from it, plot it, or cluster new data with it.")
+EPILOG = ("A typical session: pyro-gmvae train --out runs/digits; pyro-gmvae evaluate runs/digits; "
+          "pyro-gmvae sample runs/digits; pyro-gmvae plot runs/digits; "
+          "pyro-gmvae predict runs/digits --data new.npy --out labels.csv. "
+          "Each subcommand's --help lists its flags and their defaults.")
 
 import argparse
 import json
@@ -12,9 +23,46 @@ import shlex
 import sys
 from pathlib import Path
 
+from .defaults import DATA_FIELDS, DATASET_DEFAULTS, MODEL_FIELDS, PRESETS, TRAIN_FIELDS  # noqa: F401
 from .errors import GMVAEError
 
-from .defaults import DATA_FIELDS, DATASET_DEFAULTS, MODEL_FIELDS, PRESETS, TRAIN_FIELDS  # noqa: F401
+
+def _default(field, otherwise=None):
+    """``default X``, or ``default X on digits, Y on synthetic, Z otherwise`` where the data sets differ:
+    read from the dataclasses and DATASET_DEFAULTS, so the help cannot drift from what runs."""
+    import dataclasses
+
+    from .config import ModelConfig, TrainConfig
+    from .data import DATASETS
+
+    library = {f.name: f.default for cls in (ModelConfig, TrainConfig) for f in dataclasses.fields(cls)}
+    base = library.get(field) if otherwise is None else otherwise
+    groups = {}
+    for dataset in DATASETS:
+        value = DATASET_DEFAULTS.get(dataset, {}).get(field, base)
+        groups.setdefault(_show(value), []).append(dataset)
+    if len(groups) == 1:
+        return f"default {next(iter(groups))}"
+    common = _show(base) if _show(base) in groups else max(groups, key=lambda v: len(groups[v]))
+    parts = [f"{value} on {', '.join(names)}" for value, names in groups.items() if value != common]
+    return f"default {'; '.join(parts)}; {common} otherwise"
+
+
+def _show(value):
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _common_flags():
+    """``--import`` and ``--threads``, shared by every subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--import", dest="imports", action="append", metavar="MODULE",
+                        help="import MODULE first, so that the priors, guides, models or networks it registers "
+                             "can be named (repeatable); train records it in config.json and the other "
+                             "commands import it again")
+    common.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch (torch.set_num_threads; default: torch's choice, "
+                             "usually one per core)")
+    return common
 
 
 def _add_data_flags(p, with_dataset=True):
@@ -36,28 +84,33 @@ def build_parser():
     from .models import MODELS, PRIORS
     from .nn import NETWORK_PRESETS
 
-    parser = argparse.ArgumentParser(prog="pyro-gmvae", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="pyro-gmvae", description=DESCRIPTION, epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,sample,plot,predict}")
+    common = _common_flags()
 
-    t = sub.add_parser("train", help="train a model into a run folder",
+    t = sub.add_parser("train", help="train a model into a run folder", parents=[common],
                        description="Train VaDE, GMVAE or the VAE baseline with SVI and TraceEnum_ELBO; writes "
                                    "config.json, metrics.jsonl and checkpoint.pt into --out.")
     t.add_argument("--preset", help=f"the papers' settings: {', '.join(PRESETS)} (flags override)")
-    t.add_argument("--model", help=f"one of {', '.join(MODELS)} (default vade)")
+    t.add_argument("--model", help=f"one of {', '.join(MODELS)} ({_default('model')})")
     _add_data_flags(t)
     t.add_argument("--num-clusters", type=int, help="K, the number of clusters (default: the number of classes, or 10)")
-    t.add_argument("--latent-dim", type=int, help="size of the continuous latent z")
+    t.add_argument("--latent-dim", type=int, help=f"size of the continuous latent z ({_default('latent_dim')})")
     t.add_argument("--noise-dim", type=int, help="size of GMVAE's w (default: latent dim)")
     t.add_argument("--num-super-clusters", type=int, help="S, super-clusters of --model hierarchical")
     t.add_argument("--prior-hidden-dim", type=int, help="hidden units of GMVAE's prior net (default 100)")
     t.add_argument("--prior", help=f"swap the prior: {', '.join(PRIORS)} (default: the model's own)")
     t.add_argument("--guide", help=f"guide family: {', '.join(GUIDES)} (default diagonal)")
     t.add_argument("--likelihood", choices=["bernoulli", "normal"], help="default: the dataset's")
-    t.add_argument("--network", help=f"network preset: {', '.join(NETWORK_PRESETS)}")
-    t.add_argument("--epochs", type=int, help="training epochs (after pretraining)")
-    t.add_argument("--batch-size", type=int, help="minibatch size")
-    t.add_argument("--lr", type=float, help="Adam learning rate")
-    t.add_argument("--lr-decay", type=float, help="multiply the learning rate by this every --lr-decay-every epochs")
+    t.add_argument("--fixed-weights", action="store_true", default=None,
+                   help="keep the mixture's cluster weights uniform, 1/K (as the official VaDE MNIST code); "
+                        "the mixture prior only")
+    t.add_argument("--network", help=f"network preset: {', '.join(NETWORK_PRESETS)} ({_default('network')})")
+    t.add_argument("--epochs", type=int, help=f"training epochs after pretraining ({_default('epochs')})")
+    t.add_argument("--batch-size", type=int, help=f"minibatch size ({_default('batch_size')})")
+    t.add_argument("--lr", type=float, help=f"Adam learning rate ({_default('lr')})")
+    t.add_argument("--lr-decay", type=float, help="multiply the learning rate by this every --lr-decay-every "
+                                                  f"epochs ({_default('lr_decay')})")
     t.add_argument("--lr-decay-every", type=int, help="epochs between learning-rate decays (default 10)")
     t.add_argument("--min-lr", type=float, help="floor of the decayed learning rate (default 2e-4)")
     t.add_argument("--adam-eps", type=float, help="Adam's epsilon (default 1e-4, as VaDE)")
@@ -68,10 +121,13 @@ def build_parser():
                         "default float32")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
     t.add_argument("--pretrain-epochs", type=int, help="autoencoder pretraining epochs before the GMM "
-                                                       "initialisation (VaDE's default 50 on MNIST; 0 disables)")
+                                                       "initialisation, 0 disables ("
+                                                       + _default("pretrain_epochs", "the model's: vade 50, "
+                                                                                     "gmvae 0") + ")")
     t.add_argument("--pretrain-lr", type=float, help="pretraining learning rate (default 1e-3)")
     t.add_argument("--pretrained", help="take the pretrained weights cached in this earlier run folder")
-    t.add_argument("--free-bits", type=float, help="minimum information constraint lambda in nats (0 = off)")
+    t.add_argument("--free-bits", type=float, help="minimum information constraint lambda in nats, 0 = off "
+                                                   f"({_default('free_bits')})")
     t.add_argument("--free-bits-site", help="the constrained site: cluster (default), z or w")
     t.add_argument("--free-bits-group", help="site (default) or dim (per-dimension, guided sites only)")
     t.add_argument("--out", help=f"run folder (default {DEFAULT_OUT})")
@@ -82,21 +138,33 @@ def build_parser():
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = sub.add_parser("evaluate", help="ELBO, importance-weighted log-likelihood with PSIS diagnostics, "
-                                        "clustering scores; prints JSON and writes RUN_DIR/eval.json")
+                                        "clustering scores; prints JSON and writes RUN_DIR/eval.json",
+                       parents=[common])
     e.add_argument("run_dir")
     e.add_argument("--num-samples", type=int, default=100, help="importance samples per datapoint (default 100)")
     e.add_argument("--batch-size", type=int, default=500, help="datapoints per batch (default 500)")
     _add_data_flags(e, with_dataset=False)
 
-    s = sub.add_parser("sample", help="decode prior samples, one row per cluster, into a PNG")
+    s = sub.add_parser("sample", help="decode prior samples, one row per cluster, into a PNG", parents=[common])
     s.add_argument("run_dir")
     s.add_argument("--per-cluster", type=int, default=10, help="samples per cluster (default 10)")
     s.add_argument("--out", help="PNG file (default RUN_DIR/samples.png)")
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--device", default="cpu", help="default cpu")
 
-    pl = sub.add_parser("plot", help="training curves and a 2-D view of the latent space, as PNGs")
+    pl = sub.add_parser("plot", help="training curves and a 2-D view of the latent space, as PNGs",
+                        parents=[common])
     pl.add_argument("run_dir")
-    pl.add_argument("--device", default="cpu")
+    pl.add_argument("--device", default="cpu", help="default cpu")
+
+    pr = sub.add_parser("predict", help="cluster new data with a trained run: one row per datapoint into a CSV",
+                        parents=[common])
+    pr.add_argument("run_dir")
+    pr.add_argument("--data", required=True, metavar="FILE",
+                    help="a .npy (array x) or .npz (x, optional labels y) file with rows like the training data")
+    pr.add_argument("--out", help="CSV file (default RUN_DIR/labels.csv): columns cluster and, with --proba, "
+                                  "p0..pK-1")
+    pr.add_argument("--proba", action="store_true", help="also write p(cluster = k | x) for every k")
+    pr.add_argument("--device", default="cpu", help="default cpu")
     return parser
 
 
@@ -182,11 +250,13 @@ def _train(args, out):
         overrides = {k: getattr(args, k) for k in ("epochs", "device") if getattr(args, k) is not None}
         train_config = TrainConfig(**{**train_config.to_dict(), **overrides})
         check_device(train_config.device)
+        _phase(args, f"loading the data: {_describe(data_spec)}")
         dataset = load_data(data_spec, train_config.device)
     else:
         model_kw, train_kw, data_kw = _resolve(args)
         TrainConfig(**train_kw)  # validate the flags before loading any data
         check_device(train_kw.get("device", "cpu"))
+        _phase(args, f"loading the data: {_describe(data_kw)}")
         dataset = load_data(data_kw, train_kw.get("device", "cpu"), download=args.download)
         model_kw.setdefault("likelihood", dataset.likelihood)
         model_kw.setdefault("num_clusters", dataset.num_classes or 10)
@@ -200,7 +270,30 @@ def _train(args, out):
 
     last = read_metrics(out)[-1:] or [{}]
     print(json.dumps({"run_dir": str(out), "epoch": trainer.epoch, **last[0]}))
+    _next_steps(out)
     return 0
+
+
+def _phase(args, message):
+    """One line per phase of a command on stderr (stdout carries the JSON result), for a person at a
+    terminal: --no-progress or a redirected stderr silences it, so that an error stays one line."""
+    if not getattr(args, "no_progress", False) and sys.stderr.isatty():
+        print(f"pyro-gmvae: {message}", file=sys.stderr, flush=True)
+
+
+def _describe(data_spec):
+    return ", ".join(f"{k}={v}" for k, v in data_spec.items()) or "digits"
+
+
+def _next_steps(out):
+    """Where the files are and what to run next."""
+    run = shlex.quote(str(out))
+    files = ", ".join(p.name for p in sorted(Path(out).iterdir()) if not p.name.startswith("."))
+    print(f"pyro-gmvae: the run is in {out}/ ({files})\n"
+          f"next: pyro-gmvae evaluate {run}    # log-likelihood, k-hat, clustering scores\n"
+          f"      pyro-gmvae sample {run}      # decoded samples per cluster -> {out}/samples.png\n"
+          f"      pyro-gmvae plot {run}        # curves.png and latent.png\n"
+          f"      pyro-gmvae predict {run} --data FILE.npy --out labels.csv", file=sys.stderr)
 
 
 def cmd_evaluate(args):
@@ -214,6 +307,11 @@ def cmd_evaluate(args):
     result = evaluate_run(args.run_dir, num_samples=args.num_samples, split=args.split,
                           device=args.device or "cpu", batch_size=args.batch_size)
     print(json.dumps(result))
+    from .evaluation.marginal import reliability_note
+
+    note = reliability_note(result)
+    if note is not None:
+        print(f"pyro-gmvae evaluate: warning: {note}", file=sys.stderr)
     return 0
 
 
@@ -233,11 +331,62 @@ def cmd_plot(args):
     return 0
 
 
+def cmd_predict(args):
+    from .data import load_dataset
+    from .estimator import GMVAEClusterer
+    from .runs import atomic_write_bytes
+
+    estimator = GMVAEClusterer.load(args.run_dir, device=args.device)
+    data = load_dataset("file", data_path=args.data, device=args.device)
+    proba = estimator.predict_proba(data.x)
+    labels = proba.argmax(-1)
+    header = ["cluster"] + ([f"p{k}" for k in range(proba.shape[1])] if args.proba else [])
+    lines = [",".join(header)]
+    for label, row in zip(labels, proba):
+        lines.append(",".join([str(int(label))] + ([f"{p:.6g}" for p in row] if args.proba else [])))
+    out = Path(args.out) if args.out is not None else Path(args.run_dir) / "labels.csv"
+    atomic_write_bytes(out, lambda f: f.write(("\n".join(lines) + "\n").encode()))
+    print(out)
+    return 0
+
+
+def _setup(args):
+    """What every subcommand does first: torch's thread count, then the plugins."""
+    from .errors import check_positive
+    from .plugins import import_plugins, load_entry_points
+
+    if args.threads is not None:
+        import torch
+
+        check_positive("--threads", args.threads, integer=True)
+        torch.set_num_threads(args.threads)
+    load_entry_points()
+    import_plugins(args.imports)
+
+
+def _early_imports(argv):
+    """Import the ``--import`` modules before the parser is built, so that its help lists their components."""
+    from .plugins import import_plugins
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--import", dest="imports", action="append")
+    known, _ = pre.parse_known_args(argv)
+    import_plugins(known.imports)
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        _early_imports(argv)
+    except GMVAEError as e:
+        print(f"pyro-gmvae: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "plot": cmd_plot}[args.command]
+    command = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "plot": cmd_plot,
+               "predict": cmd_predict}[args.command]
     try:
+        _setup(args)
         return command(args)
     except GMVAEError as e:
         message = " ".join(str(e).split())  # one line, whatever the message holds

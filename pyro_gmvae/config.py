@@ -36,6 +36,7 @@ class ModelConfig:
     guide: str = "diagonal"
     likelihood: str = "bernoulli"
     network: str = "vade"
+    fixed_weights: bool = False  # uniform cluster weights, never learned (priors with a fixed_weights option)
 
     def __post_init__(self):
         for name in ("model", "guide", "likelihood", "network", "prior"):
@@ -48,12 +49,21 @@ class ModelConfig:
         from .models.decoders import LIKELIHOODS
         from .nn import NETWORK_PRESETS
 
-        check_choice("model", self.model, MODELS)
+        from .plugins import check_component
+
+        check_component("model", self.model, MODELS)
         if self.prior is not None:
-            check_choice("prior", self.prior, PRIORS)
-        check_choice("guide", self.guide, GUIDES)
+            check_component("prior", self.prior, PRIORS)
+        check_component("guide", self.guide, GUIDES)
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
-        check_choice("network", self.network, NETWORK_PRESETS)
+        check_component("network", self.network, NETWORK_PRESETS)
+        if self.fixed_weights:
+            import inspect
+
+            prior_cls = PRIORS[self.prior_name]
+            if "fixed_weights" not in inspect.signature(prior_cls).parameters:
+                raise ConfigError(f"the prior {self.prior_name!r} has no fixed_weights option; use the 'mixture' "
+                                  "prior (VaDE's), or drop fixed_weights / --fixed-weights")
         for name in ("data_dim", "num_clusters", "latent_dim", "prior_hidden_dim"):
             check_positive(name, getattr(self, name), integer=True)
         if self.noise_dim is not None:

@@ -39,7 +39,7 @@ PRESETS = {
 }
 
 MODEL_FIELDS = ("model", "num_clusters", "num_super_clusters", "latent_dim", "noise_dim", "prior_hidden_dim",
-                "prior", "guide", "likelihood", "network")
+                "prior", "guide", "likelihood", "network", "fixed_weights")
 TRAIN_FIELDS = ("epochs", "batch_size", "lr", "lr_decay", "lr_decay_every", "min_lr", "adam_eps",
                 "num_particles", "jit", "seed", "pretrain_epochs", "pretrain_lr", "free_bits", "free_bits_site",
                 "free_bits_group", "device", "compute_dtype")

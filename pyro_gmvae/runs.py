@@ -90,9 +90,38 @@ def read_config(run_dir):
         raise CheckpointError(f"{run_dir} has no {CONFIG}; pass a folder written by pyro-gmvae train")
     try:
         raw = json.loads(path.read_text())
+        plugins = raw.get("plugins", [])
+    except (ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path} is corrupt ({e}); rewrite it or train again") from None
+    _import_run_plugins(path, plugins)
+    try:
         return ModelConfig.from_dict(raw["model"]), TrainConfig.from_dict(raw["train"]), raw.get("data", {})
+    except ConfigError as e:  # a sound file naming a component (or field) this process does not know
+        raise CheckpointError(f"the run in {Path(run_dir)} cannot be rebuilt: {e}") from None
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{path} is corrupt ({e}); rewrite it or train again") from None
+
+
+def _import_run_plugins(path, plugins):
+    """Import the plugin modules a run recorded (its own priors, guides...), before its config is rebuilt."""
+    from .plugins import import_plugins
+
+    if not isinstance(plugins, list):
+        raise CheckpointError(f"{path} is corrupt (plugins should be a list of module names, got {plugins!r}); "
+                              "rewrite it or train again")
+    try:
+        import_plugins(plugins)
+    except ConfigError as e:
+        raise CheckpointError(f"the run in {path.parent} needs the plugin modules {plugins} (recorded in "
+                              f"{path.name}): {e}") from None
+
+
+def config_record(model_config, train_config, data_spec):
+    """What ``config.json`` holds: the two configs, the data, and the plugin modules the run needs."""
+    from .plugins import run_plugins
+
+    return {"model": model_config.to_dict(), "train": train_config.to_dict(), "data": data_spec,
+            "plugins": run_plugins(model_config)}
 
 
 def read_metrics(run_dir, max_epoch=None):
@@ -288,8 +317,7 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
         rewrite_metrics(out, history)
         _, saved_train, saved_data = read_config(out)
         if saved_train != train_config:  # new --epochs or --device: config.json tells what the run is now
-            write_json(out / CONFIG, {"model": model_config.to_dict(), "train": train_config.to_dict(),
-                                      "data": saved_data})
+            write_json(out / CONFIG, config_record(model_config, train_config, saved_data))
         log(f"resuming {out} at epoch {trainer.epoch} of {train_config.epochs}")
     else:
         history = []
@@ -297,8 +325,7 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
             log(f"{out} was stopped before its first checkpoint; starting it over")
         if overwrite or restart:
             clear_run_dir(out)
-        write_json(out / CONFIG, {"model": model_config.to_dict(), "train": train_config.to_dict(),
-                                  "data": data_spec or {"dataset": dataset.name}})
+        write_json(out / CONFIG, config_record(model_config, train_config, data_spec or {"dataset": dataset.name}))
         if pre_state is not None:
             model.load_state_dict(pre_state["model"])
             guide.load_state_dict(pre_state["guide"])

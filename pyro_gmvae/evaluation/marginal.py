@@ -215,15 +215,40 @@ class MarginalLikelihood:
         n = self.num_datapoints
         stderr = float(ll.std(unbiased=True) / math.sqrt(n)) if n > 1 else None
         fitted = np.isfinite(self.khat)
+        share = float((self.khat[fitted] > KHAT_THRESHOLD).mean()) if fitted.any() else None
         return {
             "log_likelihood": float(ll.mean()),
             "log_likelihood_stderr": stderr,
             "elbo": float(self.elbo.double().mean()),
             "khat_max": _finite_or_none(self.khat[fitted].max()) if fitted.any() else None,
-            "khat_share_above_0_7": float((self.khat[fitted] > KHAT_THRESHOLD).mean()) if fitted.any() else None,
+            "khat_share_above_0_7": share,
+            # None: too few samples to tell (k-hat needs num_samples >= 25)
+            "log_likelihood_reliable": None if share is None else share == 0.0,
             "num_samples": int(self.num_samples),
             "num_datapoints": n,
         }
+
+
+def reliability_note(summary):
+    """A plain sentence on how far to trust ``summary["log_likelihood"]`` (from
+    :meth:`MarginalLikelihood.summary` or ``eval.json``), with what to do; None when every k-hat is
+    below 0.7.
+
+    >>> reliability_note({"khat_share_above_0_7": 0.25, "khat_max": 1.3, "num_samples": 100})[:54]
+    'the importance-sampled log-likelihood is unreliable: k'
+    """
+    share, khat_max, num_samples = summary.get("khat_share_above_0_7"), summary.get("khat_max"), \
+        summary.get("num_samples")
+    if share is None:
+        return (f"the importance-sampled log-likelihood is unchecked: {num_samples} samples per datapoint are "
+                "too few to fit the Pareto k-hat diagnostic; use --num-samples 100 or more")
+    if share == 0:
+        return None
+    return (f"the importance-sampled log-likelihood is unreliable: k-hat > {KHAT_THRESHOLD} for {share:.0%} of "
+            f"the datapoints (max {khat_max:.2f}), so the importance weights are heavy-tailed and the estimate "
+            "may lie far below log p(x), by more than its standard error; raise --num-samples (now "
+            f"{num_samples}), train longer so that the guide fits the posterior, or use a richer guide "
+            "(--guide lowrank)")
 
 
 @torch.no_grad()

@@ -50,8 +50,28 @@ class LowRankNormalHead(nn.Module):
         return dist.LowRankMultivariateNormal(self.loc(h), factor, positive(self.diag_raw(h)) ** 2)
 
 
-#: Guide head families by name.
+#: Guide head families by name. Add one with :func:`register_guide`.
 GUIDES = {"diagonal": DiagonalNormalHead, "lowrank": LowRankNormalHead}
+
+
+def register_guide(name, cls=None):
+    """Add a guide head family to :data:`GUIDES` so that it can be chosen by name (``--guide``, ``ModelConfig``).
+
+    ``cls(in_dim, dim)`` is an ``nn.Module`` mapping the encoder's features ``(..., in_dim)`` to a
+    distribution over one site of ``dim`` dimensions (event shape ``(dim,)``). Usable as a decorator:
+
+    >>> @register_guide("doc-diagonal")
+    ... class DocHead(DiagonalNormalHead):
+    ...     pass
+    >>> GUIDES.pop("doc-diagonal") is DocHead
+    True
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigError("a guide needs a non-empty string name")
+    if cls is None:
+        return lambda c: register_guide(name, c)
+    GUIDES[name] = cls
+    return cls
 
 
 class AmortizedGuide(PyroModule):

@@ -35,9 +35,10 @@ def register_model(name, spec):
 
 def build_prior(config):
     prior_cls = PRIORS[config.prior_name]
+    options = {"fixed_weights": True} if config.fixed_weights else {}  # ModelConfig checked the prior takes it
     return prior_cls(latent_dim=config.latent_dim, num_clusters=config.num_clusters,
                      noise_dim=config.noise_dim, hidden_dim=config.prior_hidden_dim,
-                     num_super_clusters=config.num_super_clusters)
+                     num_super_clusters=config.num_super_clusters, **options)
 
 
 def build(config):

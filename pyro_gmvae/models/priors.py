@@ -90,19 +90,32 @@ class MixturePrior(GaussianComponents, PyroModule):
         z | cluster ~ Normal(loc[cluster], scale[cluster])
 
     ``init_from_gmm`` sets the parameters from a fitted Gaussian mixture (VaDE's initialisation).
+    With ``fixed_weights=True`` the weights stay uniform, ``1 / K`` (a buffer, not a parameter: the
+    official VaDE MNIST code never updates pi), and ``init_from_gmm`` leaves them alone.
+
+    >>> MixturePrior(latent_dim=2, num_clusters=4, fixed_weights=True).cluster_dist().probs
+    tensor([0.2500, 0.2500, 0.2500, 0.2500])
     """
 
     cluster_sites = (CLUSTER,)
 
-    def __init__(self, latent_dim, num_clusters, **unused):
+    def __init__(self, latent_dim, num_clusters, fixed_weights=False, **unused):
         super().__init__()
         check_positive("latent_dim", latent_dim, integer=True)
         check_positive("num_clusters", num_clusters, integer=True)
         self.latent_dim = latent_dim
         self.num_clusters = num_clusters
         self.guide_sites = {LATENT: latent_dim}
-        self.logits = nn.Parameter(torch.zeros(num_clusters))
+        if fixed_weights:
+            self.register_buffer("logits", torch.zeros(num_clusters))
+        else:
+            self.logits = nn.Parameter(torch.zeros(num_clusters))
         self._init_components(num_clusters, latent_dim)
+
+    @property
+    def fixed_weights(self):
+        """True when the cluster weights are a buffer, which training and ``init_from_gmm`` leave alone."""
+        return not isinstance(self.logits, nn.Parameter)
 
     def cluster_dist(self):
         return dist.Categorical(logits=self.logits)
@@ -113,9 +126,11 @@ class MixturePrior(GaussianComponents, PyroModule):
 
     @torch.no_grad()
     def init_from_gmm(self, weights, means, scales):
-        """Copy a diagonal Gaussian mixture's weights, means and standard deviations."""
+        """Copy a diagonal Gaussian mixture's means and standard deviations, and its weights unless the
+        prior's weights are fixed (a buffer, as with ``fixed_weights=True``)."""
         p = self.logits
-        self.logits.copy_(torch.as_tensor(weights, dtype=p.dtype, device=p.device).clamp_min(1e-6).log())
+        if not self.fixed_weights:
+            self.logits.copy_(torch.as_tensor(weights, dtype=p.dtype, device=p.device).clamp_min(1e-6).log())
         self._set_components(means, scales)
 
 

@@ -95,6 +95,24 @@ class ConvDecoder(nn.Module):
         return self.deconv(y).reshape(*batch, self.out_dim)
 
 
+def register_network(name, hidden_dims):
+    """Add an MLP preset to :data:`NETWORK_PRESETS`: ``hidden_dims`` in encoder order (the decoder mirrors
+    them), chosen by name with ``--network`` or ``ModelConfig(network=...)``.
+
+    >>> register_network("doc-tiny", (16,))
+    (16,)
+    >>> NETWORK_PRESETS.pop("doc-tiny")
+    (16,)
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigError("a network preset needs a non-empty string name")
+    dims = tuple(hidden_dims)
+    if not dims or not all(isinstance(d, int) and d > 0 for d in dims):
+        raise ConfigError(f"network {name!r}: hidden_dims must be positive integers, got {hidden_dims!r}")
+    NETWORK_PRESETS[name] = dims
+    return dims
+
+
 def build_encoder_net(network, data_dim):
     """The encoder trunk of a preset: maps ``(B, data_dim)`` to ``(B, trunk.out_dim)``."""
     check_choice("network", network, NETWORK_PRESETS)

@@ -1,0 +1,82 @@
+"""GMVAEClusterer: each method agrees with the functional API it wraps, save/load round-trips through the
+CLI's run folder, and ``pyro-gmvae predict`` writes the same labels."""
+
+import numpy as np
+import pyro
+import pytest
+import torch
+
+from pyro_gmvae import GMVAEClusterer, ModelConfig, TrainConfig, load_dataset, predict, responsibilities
+from pyro_gmvae.cli import main
+from pyro_gmvae.errors import DataError
+from pyro_gmvae.evaluation.generation import sample_latents_per_cluster
+from pyro_gmvae.evaluation.marginal import elbo_per_datapoint
+from pyro_gmvae.runs import load_run
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    data = load_dataset("synthetic", num_datapoints=300)
+    run = tmp_path_factory.mktemp("estimator") / "run"
+    clusterer = GMVAEClusterer(num_clusters=4, epochs=2, pretrain_epochs=1, batch_size=100, run_dir=run,
+                               progress=False).fit(data.x.numpy(), data.y.numpy())
+    return clusterer, data, run
+
+
+def test_fit_takes_the_cli_defaults_of_the_data():
+    data = load_dataset("synthetic", num_datapoints=300)
+    # a Dataset of a known name takes that data set's defaults, as `pyro-gmvae train --dataset synthetic` does
+    clusterer = GMVAEClusterer(epochs=0, pretrain_epochs=0, progress=False).fit(data)
+    assert clusterer.model_config_ == ModelConfig.for_dataset(data, model="vade")
+    assert clusterer.train_config_ == TrainConfig.for_dataset("synthetic", epochs=0, pretrain_epochs=0)
+    assert clusterer.model_config_.network == "toy" and clusterer.model_config_.num_clusters == data.num_classes
+
+
+def test_methods_agree_with_the_functional_api(fitted):
+    clusterer, data, run = fitted
+    model, guide = clusterer.model_, clusterer.guide_
+    x = data.x[:50]
+    expected = responsibilities(model, guide, x).numpy()
+    np.testing.assert_allclose(clusterer.predict_proba(x.numpy()), expected, rtol=1e-6)
+    np.testing.assert_array_equal(clusterer.predict(x), predict(model, guide, x).numpy())
+    np.testing.assert_allclose(clusterer.transform(x), guide.site_dists(x)["z"].mean.detach().numpy(), rtol=1e-6)
+    torch.manual_seed(3)
+    elbo = elbo_per_datapoint(model, guide, x, num_samples=5).numpy()
+    np.testing.assert_allclose(clusterer.score_samples(x, num_samples=5, seed=3), elbo, rtol=1e-5)
+    assert clusterer.score(x, num_samples=5, seed=3) == pytest.approx(float(elbo.mean()), rel=1e-5)
+
+
+def test_sample_matches_the_prior_per_cluster(fitted):
+    clusterer, data, _ = fitted
+    x, clusters = clusterer.sample(6, cluster=2, seed=1)
+    pyro.set_rng_seed(1)
+    z = sample_latents_per_cluster(clusterer.model_.prior, 6)[2]
+    np.testing.assert_allclose(x, clusterer.model_.decoder.x_dist(z).mean.detach().numpy(), rtol=1e-6)
+    assert x.shape == (6, data.data_dim) and (clusters == 2).all()
+    x, clusters = clusterer.sample(7, seed=1)
+    assert x.shape == (7, data.data_dim) and clusters.shape == (7,) and set(clusters) <= set(range(4))
+
+
+def test_save_and_load_use_the_cli_run_folder(fitted, tmp_path):
+    clusterer, data, run = fitted
+    saved = clusterer.save(tmp_path / "copy")
+    loaded = GMVAEClusterer.load(saved)
+    model, guide, model_config, _, _ = load_run(run)
+    assert loaded.model_config_ == model_config == clusterer.model_config_
+    np.testing.assert_allclose(loaded.predict_proba(data.x), responsibilities(model, guide, data.x).numpy(), rtol=1e-6)
+
+
+def test_predict_command_writes_the_estimators_labels(fitted, tmp_path, capsys):
+    clusterer, data, run = fitted
+    path = tmp_path / "new.npy"
+    np.save(path, data.x[:20].numpy())
+    assert main(["predict", str(run), "--data", str(path), "--out", str(tmp_path / "labels.csv"), "--proba"]) == 0
+    lines = (tmp_path / "labels.csv").read_text().splitlines()
+    assert lines[0] == "cluster,p0,p1,p2,p3" and len(lines) == 21
+    assert [int(line.split(",")[0]) for line in lines[1:]] == clusterer.predict(data.x[:20]).tolist()
+
+
+def test_new_data_of_another_width_is_refused(fitted):
+    clusterer, _, _ = fitted
+    with pytest.raises(DataError, match="3 features but the model expects 2"):
+        clusterer.predict(np.zeros((4, 3), dtype=np.float32))

@@ -1,0 +1,91 @@
+"""Plugins: a prior of one's own, registered by a module given with ``--import``, trains from the shell and
+is found again by a fresh process that reopens the run (the module is recorded in config.json)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pyro_gmvae import GUIDES, ModelConfig, import_plugins, register_guide
+from pyro_gmvae.errors import CheckpointError, ConfigError
+from pyro_gmvae.inference import DiagonalNormalHead
+from pyro_gmvae.runs import read_config
+
+PLUGIN = textwrap.dedent('''
+    import pyro, pyro.distributions as dist, torch
+    from pyro.nn import PyroModule
+    from pyro_gmvae import register_prior
+    from pyro_gmvae.models.priors import ENUM, positive
+
+    class StudentTMixturePrior(PyroModule):
+        cluster_sites = ("cluster",)
+
+        def __init__(self, latent_dim, num_clusters, **unused):
+            super().__init__()
+            self.num_clusters, self.guide_sites = num_clusters, {"z": latent_dim}
+            self.logits = torch.nn.Parameter(torch.zeros(num_clusters))
+            self.loc = torch.nn.Parameter(torch.randn(num_clusters, latent_dim))
+            self.scale_raw = torch.nn.Parameter(torch.zeros(num_clusters, latent_dim))
+
+        def forward(self):
+            c = pyro.sample("cluster", dist.Categorical(logits=self.logits), infer=ENUM)
+            return pyro.sample("z", dist.StudentT(4.0, self.loc[c], positive(self.scale_raw)[c]).to_event(1))
+
+    register_prior("test-plugin-student-t", StudentTMixturePrior)
+''')
+
+
+def _cli(args, cwd):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHONPATH", None)
+    return subprocess.run([sys.executable, "-m", "pyro_gmvae", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_plugin_prior_trains_and_reopens_in_a_fresh_process(tmp_path):
+    (tmp_path / "my_priors.py").write_text(PLUGIN)
+    train = _cli(["train", "--import", "my_priors", "--prior", "test-plugin-student-t", "--dataset", "synthetic",
+                  "--num-datapoints", "200", "--num-clusters", "3", "--epochs", "1", "--pretrain-epochs", "0",
+                  "--out", "run", "--no-progress", "--threads", "1"], tmp_path)
+    assert train.returncode == 0, train.stderr
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["plugins"] == ["my_priors"]
+    # another process, without --import: config.json names the module, and it is imported again
+    evaluate = _cli(["evaluate", "run", "--num-samples", "4"], tmp_path)
+    assert evaluate.returncode == 0, evaluate.stderr
+    assert "log_likelihood" in json.loads(evaluate.stdout)
+    assert "unchecked" in evaluate.stderr  # 4 samples: too few for k-hat, and evaluate says so
+
+
+def test_a_run_whose_plugin_is_gone_says_which_module_and_how_to_supply_it(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    config = {"model": {"prior": "test-plugin-never-registered"}, "train": {}, "data": {},
+              "plugins": ["test_plugin_module_that_is_not_there"]}
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="test_plugin_module_that_is_not_there.*PYTHONPATH"):
+        read_config(run)
+    config["plugins"] = []  # not recorded (a run from an older version): the message says how to supply it
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="unknown prior 'test-plugin-never-registered'.*--import MODULE"):
+        read_config(run)
+
+
+def test_import_plugins_names_the_missing_module():
+    with pytest.raises(ConfigError, match="cannot import plugin module 'no_such_plugin_module'"):
+        import_plugins(["no_such_plugin_module"])
+
+
+def test_register_guide_makes_a_guide_choosable_by_name():
+    class Head(DiagonalNormalHead):
+        pass
+
+    try:
+        assert register_guide("test-head", Head) is Head
+        assert ModelConfig(guide="test-head", data_dim=6, network="toy").guide == "test-head"
+    finally:
+        GUIDES.pop("test-head", None)
+    with pytest.raises(ConfigError, match="unknown guide 'test-head'.*register_guide"):
+        ModelConfig(guide="test-head", data_dim=6, network="toy")
