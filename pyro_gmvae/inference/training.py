@@ -7,6 +7,7 @@ Files are the business of :mod:`pyro_gmvae.runs`; this module only computes.
 
 import math
 import random
+import sys
 import time
 import warnings
 
@@ -81,6 +82,7 @@ class Trainer:
             use_autocast(self.guide.encoder)
         self.pretrain_epochs = config.pretrain_epochs if config.pretrain_epochs is not None else pretrain_epochs
         self.progress = progress
+        self._bar = None
         self.epoch = 0
         self.pretrain_report = None
         self.free_bits = None
@@ -136,12 +138,21 @@ class Trainer:
         self._start()
         epochs = self.pretrain_epochs if epochs is None else epochs
         t0 = time.perf_counter()
+        prior = self.model.prior
+        if epochs and not hasattr(prior, "init_from_gmm"):
+            warnings.warn(f"pretraining is on ({epochs} epochs) but the prior {type(prior).__name__} has no "
+                          "init_from_gmm(weights, means, scales), so no Gaussian mixture initialises it: only the "
+                          "encoder and decoder are pretrained and the prior starts from its own initial values. "
+                          "Give the prior an init_from_gmm method, or pass pretrain_epochs=0 (--pretrain-epochs 0)",
+                          RuntimeWarning, stacklevel=2)
+        self._say(f"pretraining the autoencoder: {epochs} epochs")
         losses = pretrain_autoencoder(self.model, self.guide, data.x, epochs=epochs,
                                       batch_size=self.config.batch_size, lr=self.config.pretrain_lr,
                                       seed=self.config.seed, progress=self.progress)
         report = {"pretrain_epochs": epochs, "pretrain_loss": losses[-1] if losses else None}
-        prior = self.model.prior
         if hasattr(prior, "init_from_gmm"):
+            self._say(f"fitting a {prior.num_clusters}-component Gaussian mixture to the encoder means "
+                      "(scikit-learn, 10 k-means starts)")
             report.update(fit_gmm(prior, self.guide, data.x, seed=self.config.seed))
         report["pretrain_seconds"] = time.perf_counter() - t0
         self.pretrain_report = report
@@ -157,6 +168,9 @@ class Trainer:
         for step, start in enumerate(range(0, n, bs)):
             xb = x[perm[start:start + bs]]
             loss = self.svi.step(xb)
+            if self._bar is not None:  # per step: an MNIST epoch takes minutes on a CPU
+                self._bar.update(1)
+                self._bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss / xb.shape[0]:.4g}", refresh=False)
             if not math.isfinite(loss):
                 raise TrainingError(
                     f"non-finite loss ({loss}) at epoch {self.epoch + 1}, step {step + 1}; the last good "
@@ -260,7 +274,10 @@ class Trainer:
             for p in module.parameters():
                 p.grad = None
         history = []
-        bar = _progress(self.config.epochs, self.epoch, self.progress)
+        steps = math.ceil(data.num_datapoints / self.config.batch_size)
+        if self.epoch < self.config.epochs:
+            self._say(f"training: epochs {self.epoch + 1} to {self.config.epochs}, {steps} steps each")
+        bar = self._bar = _progress(self.config.epochs * steps, self.epoch * steps, self.progress)
         try:
             while self.epoch < self.config.epochs:
                 t0 = time.perf_counter()
@@ -276,12 +293,17 @@ class Trainer:
                 if on_epoch_end is not None:
                     on_epoch_end(self, row)
                 if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix({k: round(v, 3) for k, v in row.items() if k in ("elbo", "acc", "nmi")})
+                    bar.set_postfix({k: round(v, 3) for k, v in row.items() if k in ("epoch", "elbo", "acc", "nmi")})
         finally:
             if bar is not None:
                 bar.close()
+            self._bar = None
         return history
+
+    def _say(self, message):
+        """A line per phase (pretraining, GMM fit, training) on stderr, with the progress bars."""
+        if self.progress:
+            print(f"pyro-gmvae: {message}", file=sys.stderr, flush=True)
 
     def _lr(self):
         for sched in self.optim.optim_objs.values():
@@ -292,15 +314,20 @@ class Trainer:
         k = self.model.num_clusters
         active, used = row.get("num_active_clusters"), row.get("num_used_clusters")
         if active is not None and k > 1 and min(active, used) < k / 2:
-            warnings.warn(f"epoch {row['epoch']}: only {active} of {k} clusters are active (share of "
-                          f"responsibility > {COLLAPSE_THRESHOLD}) and {used} are the most probable cluster of "
-                          f"over {COLLAPSE_THRESHOLD:.0%} of the points; the mixture is collapsing. Consider "
-                          "--free-bits, longer pretraining, or a lower --lr", RuntimeWarning, stacklevel=2)
+            counts = {"active": (active, f"{{}} of {k} clusters are active (over {COLLAPSE_THRESHOLD:.0%} of the "
+                                         "responsibility)"),
+                      "used": (used, f"{{}} of {k} clusters are the most probable cluster of over "
+                                     f"{COLLAPSE_THRESHOLD:.0%} of the points")}
+            low = [text.format(f"only {n}") for n, text in counts.values() if n < k / 2]
+            fine = [text.format(n) for n, text in counts.values() if n >= k / 2]
+            warnings.warn(f"epoch {row['epoch']}: {' and '.join(low)}" + (f", while {fine[0]}" if fine else "")
+                          + "; the mixture is collapsing. Consider --free-bits, longer pretraining, or a lower --lr",
+                          RuntimeWarning, stacklevel=2)
 
 
-def _progress(total, initial, enabled):
+def _progress(total_steps, initial_steps, enabled):
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc="train", unit="epoch")
+    return tqdm(total=total_steps, initial=initial_steps, desc="train", unit="step")
