@@ -4,7 +4,10 @@ Agg backend so they work without a display.
 - :func:`sample_grid`: decoded prior samples, one row per cluster (images), or a scatter plot
   coloured by cluster (2-D data).
 - :func:`plot_run`: training curves (ELBO, accuracy, active clusters per epoch) and a 2-D view of
-  the latent space coloured by the predicted cluster.
+  the latent space coloured by the predicted cluster and, beside it, by the true label when there is one.
+
+Clusters and labels get a categorical palette (:func:`palette`), legends sit beside the axes rather than
+on the points, counts (epochs, clusters) get integer ticks, and sample images are separated by a gap.
 """
 
 import math
@@ -38,9 +41,38 @@ def image_shape(data_dim):
     return (1, side, side) if side * side == data_dim and side >= 4 else None
 
 
-def _colour(i):
-    """One colour per cluster index (20 distinct ones)."""
-    return _pyplot().get_cmap("tab20")(int(i) % 20)
+#: Categorical colours, most distinct first: tab10, then the light halves of tab20 (tab20's odd entries).
+def palette(n):
+    """``n`` RGBA colours for categories: tab10's ten, then tab20's ten lighter tints, then evenly spaced hues
+    (adjacent indices never share a hue family among the first ten).
+
+    >>> len(palette(12)), len(set(palette(20)))
+    (12, 20)
+    """
+    plt = _pyplot()
+    base = [plt.get_cmap("tab10")(i) for i in range(10)] + [plt.get_cmap("tab20")(2 * i + 1) for i in range(10)]
+    if n <= len(base):
+        return base[:n]
+    import colorsys
+
+    extra = [(*colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65, 0.85), 1.0) for i in range(n - len(base))]
+    return base + extra
+
+
+def _colour(i, n=20):
+    """The colour of category ``i`` of ``n``."""
+    return palette(max(n, int(i) + 1))[int(i)]
+
+
+def _integer_ticks(axis):
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _legend_beside(ax, **kwargs):
+    """The legend to the right of the axes, off the data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small", **kwargs)
 
 
 def _save(fig, path):
@@ -51,11 +83,19 @@ def _save(fig, path):
     return path
 
 
-def _image_grid(samples, shape):
-    """``(K, n, D)`` -> one ``(K*H, n*W[, C])`` array with one row of images per cluster."""
+def _image_grid(samples, shape, gap=1, fill=1.0):
+    """``(K, n, D)`` -> one ``(K*(H+gap)-gap, n*(W+gap)-gap[, C])`` array with one row of images per
+    cluster, the tiles separated by ``gap`` pixels of ``fill``.
+
+    >>> _image_grid(np.zeros((2, 3, 4)), (1, 2, 2)).shape
+    (5, 8)
+    """
     c, h, w = shape
     k, n = samples.shape[:2]
-    imgs = samples.reshape(k, n, c, h, w).transpose(0, 3, 1, 4, 2).reshape(k * h, n * w, c)
+    tiles = samples.reshape(k, n, c, h, w).transpose(0, 1, 3, 4, 2)  # (K, n, H, W, C)
+    tiles = np.pad(tiles, ((0, 0), (0, 0), (0, gap), (0, gap), (0, 0)), constant_values=fill)
+    imgs = tiles.transpose(0, 2, 1, 3, 4).reshape(k * (h + gap), n * (w + gap), c)[:k * (h + gap) - gap,
+                                                                                   :n * (w + gap) - gap]
     return imgs[..., 0] if c == 1 else imgs
 
 
@@ -80,14 +120,14 @@ def sample_grid(run_dir, per_cluster=10, out=None, device="cpu", *, seed=0):
     if d == 2:
         fig, ax = plt.subplots(figsize=(5, 5))
         for j in range(k):
-            ax.scatter(samples[j, :, 0], samples[j, :, 1], s=8, color=_colour(j), label=f"cluster {j}")
-        ax.legend(fontsize="small", markerscale=2)
+            ax.scatter(samples[j, :, 0], samples[j, :, 1], s=8, color=_colour(j, k), label=f"cluster {j}")
+        _legend_beside(ax, markerscale=2)
         ax.set_title(f"decoded prior samples, {n} per cluster")
     elif shape is not None:
         grid = _image_grid(np.clip(samples, 0, 1), shape)
         fig, ax = plt.subplots(figsize=(max(2, 0.6 * n), max(2, 0.6 * k)))
         ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=1)
-        ax.set_yticks([(j + 0.5) * shape[1] for j in range(k)], [str(j) for j in range(k)])
+        ax.set_yticks([j * (shape[1] + 1) + (shape[1] - 1) / 2 for j in range(k)], [str(j) for j in range(k)])
         ax.set_xticks([])
         ax.set_ylabel("cluster")
     else:
@@ -111,6 +151,9 @@ def _curves(rows, path):
             ax.plot(*zip(*pts), marker="o" if len(pts) < 30 else None)
         ax.set_xlabel("epoch")
         ax.set_title(label)
+        _integer_ticks(ax.xaxis)
+        if key == "num_active_clusters":
+            _integer_ticks(ax.yaxis)
     return _save(fig, path)
 
 
@@ -123,6 +166,21 @@ def _project_2d(z):
     return z @ vt[:2].T
 
 
+def _scatter_by(ax, points, colour, title):
+    """Points coloured by a category (a legend beside the axes) or, past 20 categories, by a colour bar."""
+    values = np.unique(colour)
+    if len(values) <= 20:
+        colours = palette(len(values))
+        for i, value in enumerate(values):
+            mask = colour == value
+            ax.scatter(points[mask, 0], points[mask, 1], s=4, color=colours[i], label=str(value))
+        _legend_beside(ax, title=title, markerscale=3)
+    else:
+        sc = ax.scatter(points[:, 0], points[:, 1], c=colour, s=4, cmap="turbo")
+        ax.figure.colorbar(sc, ax=ax, label=title)
+    ax.set_title(f"coloured by {title}")
+
+
 def _latent_view(model, guide, data, path):
     from .evaluation.responsibilities import predict
 
@@ -130,33 +188,31 @@ def _latent_view(model, guide, data, path):
     with torch.no_grad():
         z = torch.cat([guide.site_dists(x[i:i + 1000])[LATENT].mean for i in range(0, x.shape[0], 1000)])
     points = _project_2d(z.cpu().double().numpy())
+    views = []
     if model.cluster_sites:
-        colour, title = predict(model, guide, x).cpu().numpy(), "predicted cluster"
-    elif data.y is not None:
-        colour, title = data.y[:_MAX_POINTS].cpu().numpy(), "label"
-    else:
-        colour, title = None, None
+        views.append((predict(model, guide, x).cpu().numpy(), "predicted cluster"))
+    if data.y is not None:
+        views.append((data.y[:_MAX_POINTS].cpu().numpy(), "true label"))
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 5))
-    if colour is not None and len(np.unique(colour)) <= 20:
-        for value in np.unique(colour):
-            mask = colour == value
-            ax.scatter(points[mask, 0], points[mask, 1], s=4, color=_colour(value), label=str(value))
-        ax.legend(title=title, fontsize="small", markerscale=3, loc="best")
-    else:
-        sc = ax.scatter(points[:, 0], points[:, 1], c=colour, s=4)
-        if colour is not None:
-            fig.colorbar(sc, ax=ax, label=title)
+    fig, axes = plt.subplots(1, max(1, len(views)), figsize=(6.5 * max(1, len(views)), 5), squeeze=False)
     axis = "z" if z.shape[1] <= 2 else "principal component of E[z | x]"
-    ax.set_xlabel(f"{axis} 1")
-    ax.set_ylabel(f"{axis} 2")
-    ax.set_title("latent space" + (f", coloured by {title}" if title else ""))
+    for ax, (colour, title) in zip(axes[0], views or [(None, None)]):
+        if colour is None:
+            ax.scatter(points[:, 0], points[:, 1], s=4, color=palette(1)[0])
+            ax.set_title("latent space")
+        else:
+            _scatter_by(ax, points, colour, title)
+        ax.set_xlabel(f"{axis} 1")
+        ax.set_ylabel(f"{axis} 2")
+    fig.suptitle(f"latent space ({x.shape[0]} points)")
+    fig.tight_layout()
     return _save(fig, path)
 
 
 def plot_run(run_dir, device="cpu"):
     """Write ``RUN_DIR/curves.png`` (training curves from ``metrics.jsonl``) and ``RUN_DIR/latent.png``
-    (guide means of ``z``, projected to 2-D, coloured by predicted cluster); returns their paths."""
+    (guide means of ``z``, projected to 2-D, coloured by predicted cluster and, beside it, by the true
+    label when the data have labels); returns their paths."""
     from .evaluation.report import load_run_data
     from .runs import load_run, read_metrics
 
