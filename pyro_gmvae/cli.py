@@ -207,7 +207,21 @@ def _resolve(args):
 def load_data(data_kw, device="cpu", download=False):
     from .data import load_dataset
 
-    kw = dict(data_kw)
+    from .errors import ConfigError
+
+    # a hand-edited config.json may hold anything: refuse what load_dataset would not understand
+    if not isinstance(data_kw, dict):
+        raise ConfigError(f"the data settings must be a dict of {', '.join(DATA_FIELDS)}, got {data_kw!r}; "
+                          "fix the data section of config.json")
+    kw = {k: v for k, v in data_kw.items() if k != "fingerprint"}  # the fingerprint checks the data, not loads
+    unknown = sorted(set(kw) - set(DATA_FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown data settings {unknown}; the data section of config.json takes "
+                          f"{', '.join(DATA_FIELDS)}")
+    for key in ("dataset", "data_dir", "data_path", "split"):
+        if kw.get(key) is not None and not isinstance(kw[key], str):
+            raise ConfigError(f"the data setting {key} must be a string, got {kw[key]!r}; fix the data section "
+                              "of config.json")
     name = kw.pop("dataset", "digits")
     return load_dataset(name, device=device, download=download, **kw)
 
@@ -217,8 +231,37 @@ def cmd_train(args):
     try:
         return _train(args, out)
     except KeyboardInterrupt:
-        _report_interrupt(out)
+        from .runs import _sigint_ignored
+
+        with _sigint_ignored():  # a second Ctrl-C must not cut the report short with a traceback
+            _report_interrupt(out)
         return 130
+
+
+#: The data sets each data flag applies to.
+_DATA_FLAG_DATASETS = {"data_dir": ("mnist", "fashion-mnist", "svhn"), "download": ("mnist", "fashion-mnist", "svhn"),
+                       "data_path": ("file",)}
+
+
+def _check_flags_apply(args, data_kw, model_config=None):
+    """Refuse a flag given on the command line that the chosen data set or model would ignore."""
+    import inspect
+
+    from .errors import ConfigError
+    from .models import PRIORS
+
+    dataset = data_kw.get("dataset", "digits")
+    for key, datasets in _DATA_FLAG_DATASETS.items():
+        if getattr(args, key, None) not in (None, False) and dataset not in datasets:
+            raise ConfigError(f"--{key.replace('_', '-')} does not apply to --dataset {dataset} (only to "
+                              f"{', '.join(datasets)}); drop it, or choose one of those data sets")
+    if model_config is None:
+        return
+    takes = inspect.signature(PRIORS[model_config.prior_name]).parameters
+    for key in ("noise_dim", "num_super_clusters"):
+        if getattr(args, key, None) is not None and key not in takes:
+            raise ConfigError(f"--{key.replace('_', '-')} does not apply to --model {model_config.model} (prior "
+                              f"{model_config.prior_name!r}); drop it, or choose a model that has it")
 
 
 def _report_interrupt(out):
@@ -243,7 +286,11 @@ def _train(args, out):
     from .config import ModelConfig, TrainConfig
     from .runs import check_device, read_config, train_run
 
+    from .runs import prepare_run_dir
+
     resume = args.resume is not None
+    if not resume or args.overwrite:  # the folder first, before the data load (resume reads it first)
+        prepare_run_dir(out, resume=resume, overwrite=args.overwrite)
     if resume:
         _check_resume_flags(args)
         model_config, train_config, data_spec = read_config(out)
@@ -256,11 +303,13 @@ def _train(args, out):
         model_kw, train_kw, data_kw = _resolve(args)
         TrainConfig(**train_kw)  # validate the flags before loading any data
         check_device(train_kw.get("device", "cpu"))
+        _check_flags_apply(args, data_kw)
         _phase(args, f"loading the data: {_describe(data_kw)}")
         dataset = load_data(data_kw, train_kw.get("device", "cpu"), download=args.download)
         model_kw.setdefault("likelihood", dataset.likelihood)
         model_kw.setdefault("num_clusters", dataset.num_classes or 10)
         model_config = ModelConfig(data_dim=dataset.data_dim, **model_kw)
+        _check_flags_apply(args, data_kw, model_config)
         train_config = TrainConfig(**train_kw)
         data_spec = data_kw
     trainer = train_run(model_config, train_config, dataset, out, data_spec=data_spec,
@@ -304,8 +353,16 @@ def cmd_evaluate(args):
     check_positive("--batch-size", args.batch_size, integer=True)
     from .evaluation.report import evaluate_run
 
-    result = evaluate_run(args.run_dir, num_samples=args.num_samples, split=args.split,
-                          device=args.device or "cpu", batch_size=args.batch_size)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        result = evaluate_run(args.run_dir, num_samples=args.num_samples, split=args.split,
+                              device=args.device or "cpu", batch_size=args.batch_size,
+                              progress=sys.stderr.isatty())
+    for warning in caught:
+        if issubclass(warning.category, RuntimeWarning):
+            print(f"pyro-gmvae evaluate: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
     print(json.dumps(result))
     from .evaluation.marginal import reliability_note
 
@@ -392,6 +449,15 @@ def main(argv=None):
         message = " ".join(str(e).split())  # one line, whatever the message holds
         print(f"pyro-gmvae {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except OSError as e:  # a write the commands did not foresee (they check the folders first)
+        from .runs import storage_error
+
+        message = " ".join(str(storage_error(e, e.filename or "a file")).split())
+        print(f"pyro-gmvae {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # evaluate, sample, plot: nothing half written (writes are atomic)
+        print(f"\npyro-gmvae {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 from .sites import LATENT
 
 #: Flat sizes we know how to show as images: (channels, height, width).
@@ -76,11 +76,37 @@ def _legend_beside(ax, **kwargs):
 
 
 def _save(fig, path):
+    from .runs import storage_error
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    _pyplot().close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+    except OSError as e:
+        raise storage_error(e, path) from None
+    finally:
+        _pyplot().close(fig)
     return path
+
+
+def check_picture_path(path, what="--out"):
+    """Raise unless a figure can be written to ``path``: a suffix matplotlib knows (it names the format),
+    not a folder, and a writable folder to hold it. Checked before anything is computed."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from .runs import check_writable
+
+    path = Path(path)
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise ConfigError(f"{what} {path} does not end in a picture format ({path.suffix or 'no suffix'}); "
+                          f"name the file with one of: .{', .'.join(formats)} (e.g. {path.stem or 'samples'}.png)")
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder; pass a file name such as {path / 'samples.png'}")
+    for part in path.parents:
+        if part.exists() and not part.is_dir():
+            raise ConfigError(f"{what} {path}: {part} is a file, not a folder; pass a path whose folders are folders")
+    check_writable(path.parent, what)
 
 
 def _image_grid(samples, shape, gap=1, fill=1.0):
@@ -105,9 +131,13 @@ def sample_grid(run_dir, per_cluster=10, out=None, device="cpu", *, seed=0):
     heat-map row per sample."""
     import pyro
 
+    from .errors import check_positive
     from .evaluation.generation import sample_per_cluster
     from .runs import load_run
 
+    check_positive("--per-cluster", per_cluster, integer=True)
+    out = Path(run_dir) / "samples.png" if out is None else Path(out)
+    check_picture_path(out)
     model, _, model_config, _, _ = load_run(run_dir, device)
     if not model.cluster_sites:
         raise CheckpointError(f"the run in {run_dir} has no clusters (model {model_config.model!r}); "
@@ -216,10 +246,18 @@ def plot_run(run_dir, device="cpu"):
     from .evaluation.report import load_run_data
     from .runs import load_run, read_metrics
 
+    from .runs import check_writable
+
     run_dir = Path(run_dir)
     model, guide, _, _, _ = load_run(run_dir, device)
+    check_writable(run_dir, "run folder")
     paths = []
     rows = read_metrics(run_dir)
+    for number, row in enumerate(rows, 1):
+        epoch = row.get("epoch") if isinstance(row, dict) else None
+        if isinstance(epoch, bool) or not isinstance(epoch, int):
+            raise CheckpointError(f"row {number} of {run_dir / 'metrics.jsonl'} has no epoch number ({row!r:.80}); "
+                                  "fix or delete that line (pyro-gmvae train --resume rewrites the file)")
     if rows:
         paths.append(_curves(rows, run_dir / "curves.png"))
     paths.append(_latent_view(model, guide, load_run_data(run_dir, device=device), run_dir / "latent.png"))

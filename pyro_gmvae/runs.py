@@ -16,16 +16,23 @@ seeded by ``(seed, epoch)``, and the RNG states travel in the checkpoint, so on 
 run ends bit for bit where an uninterrupted one does.
 """
 
+import errno
+import hashlib
 import json
 import os
 import shutil
+import signal
+import socket
 import tempfile
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from .config import ModelConfig, TrainConfig
-from .errors import CheckpointError, ConfigError, DeviceError
+from .errors import CheckpointError, ConfigError, DeviceError, StorageError
 
 CONFIG, METRICS, CHECKPOINT, PRETRAINED = "config.json", "metrics.jsonl", "checkpoint.pt", "pretrained.pt"
 FORMAT = "pyro-gmvae-checkpoint-1"
@@ -37,30 +44,64 @@ def check_device(device):
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise DeviceError(f"unknown device {device!r} ({e}); use cpu or cuda") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise DeviceError(f"device {device!r} is not supported (pyro-gmvae runs on cpu and cuda); "
+                          "use --device cpu or --device cuda")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"--device {device} was asked for but CUDA is not available on this machine; "
                           "use --device cpu")
     return dev
 
 
+def storage_error(error, path):
+    """A :class:`StorageError` for the ``OSError`` met while writing ``path``: what happened, and the fix."""
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = ("free some space on that disk and run the command again; what was written before is intact "
+               "(pyro-gmvae train --resume continues a run from its last checkpoint)")
+    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "make the folder writable, or choose another folder"
+    elif error.errno in (errno.ENOTDIR, errno.EEXIST):
+        fix = "a part of the path is a file; pass a path whose folders are folders"
+    else:
+        fix = "check the path and the disk, and run the command again"
+    return StorageError(f"cannot write {path}: {reason}; {fix}")
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path, write):
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync it, and rename it over ``path``."""
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync it, and rename it over ``path``.
+
+    The file gets the permissions that the umask gives a new file (``mkstemp`` alone makes it 0600).
+    An ``OSError`` (a full disk, a read-only folder) leaves ``path`` as it was and becomes a
+    :class:`StorageError` naming the fix."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, StorageError):
+            raise storage_error(e, path) from None
         raise
 
 
 def write_json(path, obj):
-    atomic_write_bytes(path, lambda f: f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()))
+    """Write strict JSON (a NaN or an infinity raises instead of writing a bare ``NaN``)."""
+    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False)
+    atomic_write_bytes(path, lambda f: f.write((text + "\n").encode()))
 
 
 def save_checkpoint(run_dir, state):
@@ -72,6 +113,9 @@ def load_checkpoint(path, map_location="cpu"):
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.exists():
+        if path.name == CHECKPOINT and (path.parent / CONFIG).exists():
+            raise CheckpointError(f"the run in {path.parent} was stopped before its first checkpoint; continue it "
+                                  f"with pyro-gmvae train --resume {path.parent}")
         raise CheckpointError(f"no checkpoint at {path}; train first (pyro-gmvae train --out {path.parent})")
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
@@ -95,7 +139,10 @@ def read_config(run_dir):
         raise CheckpointError(f"{path} is corrupt ({e}); rewrite it or train again") from None
     _import_run_plugins(path, plugins)
     try:
-        return ModelConfig.from_dict(raw["model"]), TrainConfig.from_dict(raw["train"]), raw.get("data", {})
+        data = raw.get("data", {})
+        if not isinstance(data, dict):
+            raise TypeError(f"the data section must be a dict of data settings, got {data!r}")
+        return ModelConfig.from_dict(raw["model"]), TrainConfig.from_dict(raw["train"]), data
     except ConfigError as e:  # a sound file naming a component (or field) this process does not know
         raise CheckpointError(f"the run in {Path(run_dir)} cannot be rebuilt: {e}") from None
     except (ValueError, KeyError, TypeError) as e:
@@ -152,12 +199,54 @@ def rewrite_metrics(run_dir, rows):
     atomic_write_bytes(Path(run_dir) / METRICS, lambda f: f.write("".join(json.dumps(r) + "\n" for r in rows).encode()))
 
 
+def _is_writable(folder):
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def check_writable(path, what="--out"):
+    """Raise unless files can be created at ``path`` (a folder, or a file to be): every existing part
+    of the path is a folder and the nearest existing folder is writable. Nothing is created."""
+    path = Path(path)
+    for part in (path, *path.parents):
+        if part.exists() or part.is_symlink():
+            if not part.is_dir():
+                if part == path:
+                    raise ConfigError(f"{what} {path} is a file; pass a folder")
+                raise ConfigError(f"{what} {path}: {part} is a file, not a folder; pass a path whose folders "
+                                  "are folders")
+            if not _is_writable(part):
+                raise StorageError(f"cannot write into {part} (permission denied or a read-only file system); "
+                                   f"make it writable, or choose another {what}")
+            return
+
+
+def _config_is_ours(out):
+    """Whether ``out/config.json`` is one that pyro-gmvae wrote (a dict with model and train sections)."""
+    try:
+        raw = json.loads((Path(out) / CONFIG).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(raw, dict) and isinstance(raw.get("model"), dict) and isinstance(raw.get("train"), dict)
+
+
+def holds_run(out):
+    """Whether ``out`` holds a run (a checkpoint, or a config.json that pyro-gmvae wrote)."""
+    out = Path(out)
+    return (out / CHECKPOINT).exists() or ((out / CONFIG).exists() and _config_is_ours(out))
+
+
 def prepare_run_dir(out, *, resume=False, overwrite=False):
-    """Check the output folder before any work: refuse to clobber a run unless asked."""
+    """Check the output folder before any work: refuse to clobber a run unless asked, and refuse a
+    folder that cannot be written or whose config.json pyro-gmvae did not write."""
     out = Path(out)
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other; choose one")
-    has_run = (out / CONFIG).exists() or (out / CHECKPOINT).exists()
+    check_writable(out)
+    if (out / CONFIG).exists() and not (out / CHECKPOINT).exists() and not _config_is_ours(out):
+        raise ConfigError(f"{out / CONFIG} was not written by pyro-gmvae (it has no model and train sections), "
+                          "so the folder holds no run and that file would be replaced; move the file away, or "
+                          "choose another --out")
+    has_run = holds_run(out)
     if resume:
         if not has_run:
             raise CheckpointError(f"cannot resume: {out} holds no {CHECKPOINT}; start a new run with --out {out}")
@@ -187,6 +276,294 @@ def remove_stale_temporaries(out):
     for name in (CONFIG, METRICS, CHECKPOINT, PRETRAINED):
         for tmp in Path(out).glob(f".{name}.*.tmp"):
             tmp.unlink(missing_ok=True)
+
+
+# -- ownership of a run folder -------------------------------------------------------------------------
+
+#: The lock file of a run folder: created atomically (O_CREAT | O_EXCL) by the process that trains into
+#: the folder, held for the whole run, and holding that process's pid and host.
+LOCK = "run.lock"
+#: Where ``--overwrite`` trains until the new run has its first checkpoint (the old run stays till then).
+STAGING = ".new-run"
+
+
+def _pid_alive(pid):
+    if pid == os.getpid():
+        return True
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    try:  # a killed process that its parent has not reaped yet is a zombie: dead for us
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+@contextmanager
+def _sigint_ignored():
+    """Ctrl-C cannot interrupt the block (a second Ctrl-C during the cleanup of the first)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class RunFolder:
+    """The ownership of a run folder while :func:`train_run` writes into it (a context manager).
+
+    On entry the folder is created (with its parents) and the lock file ``run.lock`` is created
+    atomically; a second process fails there with a message naming the owner, before it writes
+    anything. A lock left by a process that no longer runs (killed) is reported and taken over. As the
+    owner, :meth:`start` checks the folder again and returns where to write: with ``overwrite`` and a
+    run already there, a staging folder inside it, so that the old run stays whole until the new one
+    has its first checkpoint (:meth:`checkpointed` then swaps them). On exit the lock goes, and a run
+    that failed before its first checkpoint leaves nothing behind: a new run's files are removed with
+    the folders created for it, and a staged replacement is dropped, the old run untouched.
+    """
+
+    def __init__(self, out, *, resume=False, overwrite=False, log=print):
+        self.target = self.work = Path(out)
+        self.resume, self.overwrite, self.log = resume, overwrite, log
+        self.lock = self.target / LOCK
+        self.staging = None
+        self._fresh, self._before, self._created, self._record = False, set(), [], None
+
+    def __enter__(self):
+        part = self.target
+        while not (part.exists() or part.is_symlink()) and part != part.parent:
+            self._created.append(part)
+            part = part.parent
+        try:
+            self.target.mkdir(parents=True, exist_ok=True)
+            self._acquire()
+        except BaseException as e:
+            self._remove_created()
+            if isinstance(e, OSError) and not isinstance(e, StorageError):
+                raise storage_error(e, self.target) from None
+            raise
+        return self
+
+    def _acquire(self):
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n"
+        for _ in range(3):
+            try:
+                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            except FileExistsError:
+                self._check_owner()  # raises while a live process holds it; removes a stale one
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(record)
+            self._record = record
+            return
+        raise ConfigError(f"{self.lock} keeps coming back; another process is claiming {self.target}: wait for "
+                          "it, or choose another --out")
+
+    def _check_owner(self):
+        try:
+            raw, age = self.lock.read_text(), time.time() - self.lock.stat().st_mtime
+        except FileNotFoundError:  # released meanwhile
+            return
+        try:
+            owner = json.loads(raw)
+            pid, host = int(owner["pid"]), str(owner["host"])
+        except (ValueError, KeyError, TypeError):
+            if age < 10:  # its owner is between creating and writing it
+                raise ConfigError(f"{self.target} is being claimed by another process (its {LOCK} is being "
+                                  "written); wait for that run, or choose another --out") from None
+            self.log(f"note: {self.lock} is unreadable and {age:.0f} s old (its owner was killed while "
+                     "creating it); taking the folder over")
+            self.lock.unlink(missing_ok=True)
+            return
+        if host != socket.gethostname():
+            raise ConfigError(f"{self.target} is in use by pid {pid} on host {host} (see {self.lock}); wait for "
+                              f"that run to finish or choose another --out; if no process there trains into "
+                              f"it any more, delete {self.lock}")
+        if _pid_alive(pid):
+            raise ConfigError(f"{self.target} is in use: process {pid} is training into it (see {self.lock}); "
+                              "wait for it to finish, or choose another --out")
+        self.log(f"note: {self.lock} was left by process {pid}, which no longer runs (it was killed); "
+                 "taking the folder over")
+        self.lock.unlink(missing_ok=True)
+
+    def start(self):
+        """Check the folder again, now as its owner (another process may have finished a run in it since
+        the first check), and return the folder to write into."""
+        prepare_run_dir(self.target, resume=self.resume, overwrite=self.overwrite)
+        if self.resume:
+            return self.work
+        if self.overwrite and holds_run(self.target):
+            self.staging = self.target / STAGING
+            try:
+                if self.staging.exists():  # left by an earlier --overwrite that was killed
+                    shutil.rmtree(self.staging)
+                self.staging.mkdir()
+            except OSError as e:
+                raise storage_error(e, self.staging) from None
+            self.work = self.staging
+        else:
+            self._fresh, self._before = True, set(os.listdir(self.target))
+        return self.work
+
+    def checkpointed(self):
+        """The new run has a good checkpoint: an overwritten run is replaced now. Returns the folder to
+        write into from now on."""
+        if self.staging is None:
+            return self.work
+        target, staging = self.target, self.staging
+        with _sigint_ignored():
+            try:
+                (target / CHECKPOINT).unlink(missing_ok=True)  # first, so that no old checkpoint meets a new config
+                clear_run_dir(target)
+                for name in (CONFIG, PRETRAINED, METRICS, CHECKPOINT):  # the checkpoint last
+                    if (staging / name).exists():
+                        os.replace(staging / name, target / name)
+                shutil.rmtree(staging, ignore_errors=True)
+            except OSError as e:
+                raise storage_error(e, target) from None
+        self.staging, self.work = None, target
+        return target
+
+    def __exit__(self, exc_type, exc, tb):
+        with _sigint_ignored():
+            try:
+                if exc_type is not None:
+                    self._clean_up(exc_type)
+            finally:
+                self._release()
+                self._remove_created()
+        return False
+
+    def _clean_up(self, exc_type):
+        if self.staging is not None:  # the new run never had a checkpoint: the old one stays as it was
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.log(f"the new run stopped before its first checkpoint; the previous run in {self.target} "
+                     "is unchanged")
+        elif self._fresh and issubclass(exc_type, Exception) and not (self.target / CHECKPOINT).exists():
+            # failed before its first checkpoint (bad data met in pretraining, a full disk): nothing to resume,
+            # so nothing stays. Ctrl-C keeps config.json, from which --resume starts the run over.
+            for name in (CONFIG, METRICS, PRETRAINED):
+                if name not in self._before:
+                    (self.target / name).unlink(missing_ok=True)
+            remove_stale_temporaries(self.target)
+
+    def _release(self):
+        try:
+            if self._record is not None and self.lock.read_text() == self._record:
+                self.lock.unlink()
+        except OSError:
+            pass
+        self._record = None
+
+    def _remove_created(self):
+        for folder in self._created:  # deepest first; stop at the first that is not empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+# -- the data a run was trained on ---------------------------------------------------------------------
+
+def data_fingerprint(dataset):
+    """``{"shape", "dtype", "sha256"}`` of a :class:`~pyro_gmvae.data.Dataset`: its values and labels,
+    whatever the device. Recorded in config.json, so that ``--resume`` can tell other data."""
+    x = dataset.x.detach().cpu().contiguous()
+    digest = hashlib.sha256(x.reshape(-1).view(torch.uint8).numpy().tobytes())
+    if dataset.y is not None:
+        digest.update(dataset.y.detach().cpu().to(torch.int64).contiguous().numpy().tobytes())
+    return {"shape": list(x.shape), "dtype": str(x.dtype).replace("torch.", ""), "sha256": digest.hexdigest()}
+
+
+def _describe(fingerprint):
+    return f"shape {tuple(fingerprint.get('shape', ()))}, {fingerprint.get('dtype')}, " \
+           f"sha256 {str(fingerprint.get('sha256'))[:12]}"
+
+
+def saved_fingerprint(run_dir):
+    """The fingerprint of the run's training data in its config.json, or None (a run of an older version)."""
+    _, _, data = read_config(run_dir)
+    fingerprint = data.get("fingerprint") if isinstance(data, dict) else None
+    return fingerprint if isinstance(fingerprint, dict) else None
+
+
+def check_data_fingerprint(run_dir, dataset, log=print):
+    """Raise :class:`CheckpointError` unless ``dataset`` is the data the run was trained on."""
+    saved = saved_fingerprint(run_dir)
+    if saved is None:
+        log(f"note: {run_dir} records no fingerprint of its training data (written by an older pyro-gmvae), so "
+            "whether the data are the same cannot be checked")
+        return
+    mine = data_fingerprint(dataset)
+    if mine != saved:
+        raise CheckpointError(f"the data differ from those the run in {run_dir} was trained on (then: "
+                              f"{_describe(saved)}; now: {_describe(mine)}); restore the original data files "
+                              "and the data section of config.json, or start a new run with --out")
+
+
+# -- checks before a run is loaded or built ------------------------------------------------------------
+
+def check_training_state(state, run_dir):
+    """Raise :class:`CheckpointError` unless ``state`` holds what resuming needs, of the right types."""
+    problems = []
+    if isinstance(state.get("epoch"), bool) or not isinstance(state.get("epoch"), int) or state["epoch"] < 0:
+        problems.append(f"epoch {state.get('epoch')!r} is not a count of epochs")
+    for key in ("model", "guide", "optim"):
+        if not isinstance(state.get(key), dict):
+            problems.append(f"{key} is missing")
+    rng = state.get("rng")
+    if not isinstance(rng, dict) or not {"torch", "numpy", "python"} <= set(rng):
+        problems.append("rng (the random states) is missing")
+    if problems:
+        raise CheckpointError(f"the checkpoint in {run_dir} cannot be resumed: {'; '.join(problems)}; restore the "
+                              "checkpoint.pt that pyro-gmvae wrote, or start over with --overwrite")
+
+
+def _memory_bytes(device):
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_model_size(model_config, device="cpu"):
+    """Raise :class:`ConfigError` when training the model would need more memory than the device has:
+    its parameters, their gradients and Adam's two moments, counted on the meta device (nothing allocated)."""
+    from .models import build
+
+    try:
+        with torch.device("meta"):
+            model, guide = build(model_config)
+    except ConfigError:
+        raise
+    except Exception:  # a component that cannot be built on the meta device: no estimate
+        return
+    num = sum(p.numel() for module in (model, guide) for p in module.parameters())
+    need = num * 4 * torch.finfo(torch.get_default_dtype()).bits // 8
+    have = _memory_bytes(device)
+    if have is not None and need > have:
+        raise ConfigError(f"the model has {num:,} parameters: training needs about {need / 2 ** 30:.1f} GiB "
+                          f"(parameters, gradients and Adam's moments) but {device} has {have / 2 ** 30:.1f} GiB; "
+                          "lower --latent-dim, --num-clusters or the network size")
 
 
 def check_compatible(state, model, guide, run_dir):
@@ -286,6 +663,8 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     restart = resume and not (out / CHECKPOINT).exists()
     if resume:
         check_resume_config(out, model_config, train_config)
+        check_data_fingerprint(out, dataset, log)
+    check_model_size(model_config, train_config.device)
     pyro.set_rng_seed(train_config.seed)  # the initial weights are part of the run's result
     model, guide = build(model_config)
     trainer = Trainer(model, guide, train_config, pretrain_epochs=MODELS[model_config.model].pretrain_epochs,
@@ -296,6 +675,7 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     state = None
     if resume and not restart:
         state = load_checkpoint(out)
+        check_training_state(state, out)
         check_compatible(state, model, guide, out)
         if train_config.epochs < state["epoch"]:
             raise ConfigError(f"{out} is already at epoch {state['epoch']}, past --epochs {train_config.epochs}; "
@@ -305,8 +685,20 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
         pre_state = load_checkpoint(Path(pretrained) / PRETRAINED)
         check_compatible(pre_state, model, guide, pretrained)
 
-    # -- from here on, files are written ------------------------------------------------------------
-    out.mkdir(parents=True, exist_ok=True)
+    if state is None:  # a new run (or one started over) records what it trains on
+        data_spec = {**(data_spec or {"dataset": dataset.name}), "fingerprint": data_fingerprint(dataset)}
+
+    # -- from here on, files are written, by the folder's owner only -----------------------------------
+    with RunFolder(out, resume=resume, overwrite=overwrite, log=log) as folder:
+        return _write_run(folder, model_config, train_config, dataset, trainer=trainer, model=model, guide=guide,
+                          state=state, restart=restart, overwrite=overwrite, pre_state=pre_state,
+                          pretrained=pretrained, data_spec=data_spec, log=log)
+
+
+def _write_run(folder, model_config, train_config, dataset, *, trainer, model, guide, state, restart, overwrite,
+               pre_state, pretrained, data_spec, log):
+    """The writing half of :func:`train_run`, as the owner of the folder (see :class:`RunFolder`)."""
+    out = folder.start()
     if state is not None:
         remove_stale_temporaries(out)
         trainer.load_state_dict(state)
@@ -339,11 +731,14 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
         save_checkpoint(out, {**trainer.state_dict(), "metrics": history})
 
     def on_epoch_end(tr, row):
+        nonlocal out
         history.append(row)
         save_checkpoint(out, {**tr.state_dict(), "metrics": history})
         rewrite_metrics(out, history)
+        out = folder.checkpointed()  # the first good checkpoint: an overwritten run is replaced now
 
     trainer.fit(dataset, on_epoch_end=on_epoch_end)
+    folder.checkpointed()
     return trainer
 
 

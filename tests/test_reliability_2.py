@@ -109,3 +109,192 @@ def test_api_accepts_float64_and_numpy_input():
     torch.testing.assert_close(responsibilities(model, guide, x.double()), expected)
     torch.testing.assert_close(responsibilities(model, guide, x.numpy()), expected)
     assert predict(model, guide, from_tensor(x.double())).shape == (5,)
+
+
+def test_single_valued_enumerated_sites_are_summed_exactly(float64):
+    """Pyro's contraction refuses a cluster site of one value; the brute-force table that replaces it
+    agrees with compute_marginals where both work, and gives probability 1 where there is one value."""
+    for kw in ({"model": "vade"}, {"model": "gmvae"}, {"model": "hierarchical", "num_super_clusters": 2}):
+        model, guide = toy(**kw)
+        x = torch.rand(3, 6)
+        got = _brute_force_marginals(model, _guide_at(guide, x, True), x)
+        for site, d in make_elbo().compute_marginals(model, _guide_at(guide, x, True), x).items():
+            torch.testing.assert_close(got[site], d.probs.reshape(-1, 3, d.probs.shape[-1])[-1], rtol=0, atol=1e-12)
+    model, guide = toy("hierarchical", num_super_clusters=1)
+    marginals = cluster_marginals(model, guide, torch.rand(3, 6))
+    assert torch.equal(marginals["super_cluster"], torch.ones(3, 1))
+    torch.testing.assert_close(marginals["cluster"].sum(-1), torch.ones(3))
+    model, guide = toy(num_clusters=1)
+    assert torch.equal(responsibilities(model, guide, torch.rand(3, 6)), torch.ones(3, 1))
+
+
+# -- the command line: bad input gives one line, and nothing is created, changed or lost ------------
+
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory):
+    """A finished one-epoch GMVAE run; each test works on a copy."""
+    out = tmp_path_factory.mktemp("good") / "run"
+    pyro.clear_param_store()
+    assert cli.main(["train", "--model", "gmvae", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def _copy(good_run, tmp_path, edit=None):
+    run = tmp_path / "existing"
+    shutil.copytree(good_run, run)
+    if edit is not None:
+        edit(run)
+    return run
+
+
+def _edit_json(path, edit):
+    raw = json.loads(path.read_text())
+    edit(raw)
+    path.write_text(json.dumps(raw))
+
+
+def _edit_checkpoint(run, edit):
+    state = torch.load(run / runs.CHECKPOINT, weights_only=False)
+    edit(state)
+    torch.save(state, run / runs.CHECKPOINT)
+
+
+def _npy(tmp_path, array, name="data.npy"):
+    path = tmp_path / name
+    np.save(path, array)
+    return path
+
+
+def train(*args):
+    return lambda tmp_path, good_run: (["train", *TINY, *args], None)
+
+
+def on_run(make_argv, edit=None):
+    def build_case(tmp_path, good_run):
+        run = _copy(good_run, tmp_path, edit)
+        return make_argv(run), run
+    return build_case
+
+
+def custom(make):
+    return lambda tmp_path, good_run: make(tmp_path, good_run)
+
+
+def _mnist_sizes(tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for stem, n, side in (("train", 6, 28), ("t10k", 4, 20)):
+        write_idx(folder / f"{stem}-images-idx3-ubyte", rng.integers(0, 256, (n, side, side), dtype=np.uint8))
+        write_idx(folder / f"{stem}-labels-idx1-ubyte", rng.integers(0, 10, n, dtype=np.uint8))
+    return ["train", "--dataset", "mnist", "--data-dir", str(folder), "--network", "toy", "--epochs", "1",
+            "--no-progress"], None
+
+
+def _object_npz(tmp_path):
+    np.savez(tmp_path / "obj.npz", x=np.array([[1.0, 2.0], [3.0]], dtype=object))
+    return ["train", "--dataset", "file", "--data-path", str(tmp_path / "obj.npz"), "--no-progress"], None
+
+
+def _file_as_folder(tmp_path, argv):
+    (tmp_path / "f").write_text("a file")
+    return argv(tmp_path / "f"), tmp_path
+
+
+CLI_CASES = {
+    # 4. every float option finite and in range
+    "lr-nan": (train("--lr", "nan"), ["lr must be finite, got nan"]),
+    "lr-inf": (train("--lr", "inf"), ["lr must be finite, got inf"]),
+    "lr-huge": (train("--lr", "1e20"), ["lr must be at most 1", "smaller"]),
+    "adam-eps-nan": (train("--adam-eps", "nan"), ["adam_eps must be finite"]),
+    "pretrain-lr-nan": (train("--pretrain-lr", "nan"), ["pretrain_lr must be finite"]),
+    "min-lr-nan": (train("--min-lr", "nan"), ["min_lr must be finite"]),
+    "min-lr-negative": (train("--min-lr", "-1"), ["min_lr must be >= 0"]),
+    "lr-decay-nan": (train("--lr-decay", "nan"), ["lr_decay must be finite"]),
+    "lr-decay-above-1": (train("--lr-decay", "2"), ["lr_decay must be at most 1"]),
+    "free-bits-nan": (train("--free-bits", "nan"), ["free_bits must be finite"]),
+    "free-bits-inf": (train("--free-bits", "inf"), ["free_bits must be finite"]),
+    # 7. other tracebacks
+    "seed-negative": (train("--seed", "-1"), ["seed must be >= 0"]),
+    "seed-huge": (train("--seed", "99999999999"), ["seed must be at most"]),
+    "device-mps": (train("--device", "mps"), ["'mps' is not supported", "--device cpu"]),
+    "device-meta": (train("--device", "meta"), ["'meta' is not supported"]),
+    "latent-dim-huge": (train("--latent-dim", "100000000"), ["training needs about", "GiB", "lower --latent-dim"]),
+    "idx-sizes-differ": (custom(lambda d, g: _mnist_sizes(d)), ["holds images of 20x20 pixels", "--split train"]),
+    "npz-object-array": (custom(lambda d, g: _object_npz(d)), ["could not read the arrays", "np.savez"]),
+    "config-wrong-type": (on_run(lambda run: ["train", "--resume", str(run)],
+                                 lambda run: _edit_json(run / runs.CONFIG, lambda c: c["model"].update(
+                                     num_clusters="3"))), ["num_clusters must be an integer, got '3'"]),
+    "config-data-a-list": (on_run(lambda run: ["train", "--resume", str(run)],
+                                  lambda run: _edit_json(run / runs.CONFIG, lambda c: c.update(data=["synthetic"]))),
+                           ["the data section must be a dict"]),
+    "config-data-unknown-key": (on_run(lambda run: ["train", "--resume", str(run)],
+                                       lambda run: _edit_json(run / runs.CONFIG, lambda c: c["data"].update(
+                                           colour="red"))), ["unknown data settings ['colour']"]),
+    "config-data-dir-a-number": (on_run(lambda run: ["evaluate", str(run)],
+                                        lambda run: _edit_json(run / runs.CONFIG, lambda c: c["data"].update(
+                                            data_path=5))), ["data_path must be a string, got 5"]),
+    "checkpoint-without-rng": (on_run(lambda run: ["train", "--resume", str(run), "--epochs", "2"],
+                                      lambda run: _edit_checkpoint(run, lambda s: s.pop("rng"))),
+                               ["cannot be resumed: rng (the random states) is missing", "--overwrite"]),
+    "checkpoint-string-epoch": (on_run(lambda run: ["train", "--resume", str(run), "--epochs", "2"],
+                                       lambda run: _edit_checkpoint(run, lambda s: s.update(epoch="1"))),
+                                ["epoch '1' is not a count of epochs"]),
+    "plot-row-without-epoch": (on_run(lambda run: ["plot", str(run)],
+                                      lambda run: (run / runs.METRICS).write_text('{"elbo": -3.0}\n')),
+                               ["row 1 of", "has no epoch number", "fix or delete that line"]),
+    "evaluate-device-meta": (on_run(lambda run: ["evaluate", str(run), "--device", "meta"]), ["is not supported"]),
+    "sample-per-cluster-0": (on_run(lambda run: ["sample", str(run), "--per-cluster", "0"]),
+                             ["--per-cluster must be > 0"]),
+    "sample-out-txt": (on_run(lambda run: ["sample", str(run), "--out", str(run.parent / "s.txt")]),
+                       ["s.txt does not end in a picture format", ".png"]),
+    "sample-out-without-suffix": (on_run(lambda run: ["sample", str(run), "--out", str(run.parent / "pic")]),
+                                  ["does not end in a picture format (no suffix)", "pic.png"]),
+    # 6. --out through a file
+    "out-under-a-file": (custom(lambda d, g: _file_as_folder(d, lambda f: ["train", *TINY, "--out", str(f / "sub")])),
+                         ["is a file, not a folder"]),
+    "sample-out-under-a-file": (on_run(lambda run: (run.parent.joinpath("f").write_text("x"),
+                                                    ["sample", str(run), "--out", str(run.parent / "f" / "s.png")])[1]),
+                                ["is a file, not a folder"]),
+    # 8. misleading messages
+    "evaluate-before-first-checkpoint": (on_run(lambda run: ["evaluate", str(run)],
+                                                lambda run: (run / runs.CHECKPOINT).unlink()),
+                                         ["stopped before its first checkpoint", "train --resume"]),
+    "foreign-config": (custom(lambda d, g: ((d / "other").mkdir(), (d / "other" / "config.json").write_text('{"a": 1}'),
+                                            (["train", *TINY, "--out", str(d / "other")], d))[-1]),
+                       ["was not written by pyro-gmvae", "move the file away"]),
+    "foreign-config-overwrite": (custom(lambda d, g: ((d / "other").mkdir(),
+                                                      (d / "other" / "config.json").write_text("not json"),
+                                                      (["train", *TINY, "--overwrite", "--out", str(d / "other")],
+                                                       d))[-1]),
+                                 ["was not written by pyro-gmvae"]),
+    "data-dir-a-file": (custom(lambda d, g: ((d / "f").write_text("x"),
+                                             (["train", "--dataset", "mnist", "--data-dir", str(d / "f")], None))[-1]),
+                        ["--data-dir", "is a file, not a folder"]),
+    "data-dir-with-digits": (custom(lambda d, g: (["train", "--dataset", "digits", "--data-dir", str(d)], None)),
+                             ["--data-dir does not apply to --dataset digits"]),
+    "data-path-with-synthetic": (train("--data-path", "x.npy"), ["--data-path does not apply to --dataset synthetic"]),
+    "noise-dim-with-vade": (train("--model", "vade", "--noise-dim", "3"), ["--noise-dim does not apply to --model vade"]),
+    "super-clusters-with-gmvae": (train("--model", "gmvae", "--num-super-clusters", "2"),
+                                  ["--num-super-clusters does not apply to --model gmvae"]),
+    "evaluate-too-many-samples": (on_run(lambda run: ["evaluate", str(run), "--num-samples", "1000000000"]),
+                                  ["log-weights per batch", "lower --batch-size or --num-samples"]),
+}
+
+
+@pytest.mark.parametrize("name", list(CLI_CASES))
+def test_cli_bad_input(name, tmp_path, good_run, capsys):
+    make, words = CLI_CASES[name]
+    argv, kept = make(tmp_path, good_run)
+    out = tmp_path / "out"
+    if kept is None:
+        argv = [*argv, "--out", str(out)]
+    before = snapshot(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"pyro-gmvae {argv[0]}: error: "), err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    assert not out.exists()
+    assert snapshot(tmp_path) == before  # nothing created or changed, the existing run included

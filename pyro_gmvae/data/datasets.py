@@ -217,6 +217,13 @@ def _read_mnist_like(name, folders, split):
                 f"{found[img_stem]} (shape {img.shape}) and {found[lab_stem]} (shape {lab.shape}) do not match; "
                 f"use the original {name} image (N, H, W) and label (N,) files"
             )
+        if images and img.shape[1:] != images[0].shape[1:]:
+            first = found[_IDX_FILES[_splits(split)[0]][0]]
+            raise DataError(
+                f"{found[img_stem]} holds images of {img.shape[1]}x{img.shape[2]} pixels but {first} of "
+                f"{images[0].shape[1]}x{images[0].shape[2]}; use the train and test files of one data set, "
+                "or pass --split train / --split test"
+            )
         images.append(img)
         labels.append(lab)
     return (
@@ -229,6 +236,9 @@ def _load_mnist_like(name, data_dir, split, download):
     tv_dir = _TORCHVISION_DIRS[name]
     if data_dir is not None:
         root = Path(data_dir).expanduser()
+        if root.exists() and not root.is_dir():
+            raise DataError(f"--data-dir {data_dir} is a file, not a folder; pass the folder that holds the "
+                            f"{name} IDX files")
         if not root.is_dir() and not download:
             raise DataError(
                 f"--data-dir {data_dir} does not exist; create it with the {name} IDX files "
@@ -273,6 +283,8 @@ def _torchvision_download(name, root):
 
 def _load_svhn(data_dir, split, download):
     root = default_cache_dir() / "SVHN" if data_dir is None else Path(data_dir).expanduser()
+    if data_dir is not None and root.exists() and not root.is_dir():
+        raise DataError(f"--data-dir {data_dir} is a file, not a folder; pass the folder that holds the SVHN files")
     if data_dir is not None and not root.is_dir() and not download:
         raise DataError(
             f"--data-dir {data_dir} does not exist; create it with the SVHN files "
@@ -325,8 +337,14 @@ def _load_file(data_path):
                 f"{path} has no array 'x' (keys found: {', '.join(keys) or 'none'}); "
                 "save it with np.savez(path, x=data, y=labels)"
             )
-        x = loaded["x"]
-        y = loaded["y"] if "y" in keys else None
+        try:
+            x = loaded["x"]
+            y = loaded["y"] if "y" in keys else None
+        except Exception as exc:  # noqa: BLE001 - an object array (pickles refused), a corrupt member
+            raise DataError(
+                f"could not read the arrays of {path} ({exc}); save numeric arrays with "
+                "np.savez(path, x=data.astype(np.float32), y=labels)"
+            ) from None
     return x, y
 
 

@@ -252,16 +252,23 @@ def reliability_note(summary):
 
 
 @torch.no_grad()
-def estimate_marginal_likelihood(model, guide, data, num_samples=100, batch_size=500, *, chunk_size=None):
+def estimate_marginal_likelihood(model, guide, data, num_samples=100, batch_size=500, *, chunk_size=None,
+                                 progress=False):
     """The importance-weighted log-likelihood, the ELBO (mean log-weight, same samples) and the
     PSIS k-hat of every datapoint, as a :class:`MarginalLikelihood`.
 
     Holds one ``(num_samples, batch_size)`` block of log-weights at a time (PSIS needs them all).
+    ``progress`` shows a bar over the batches.
     """
     x = model_input(model, data)
     _check_counts(num_samples, batch_size)
     ll, elbo, khat = [], [], []
-    for start in range(0, x.shape[0], batch_size):
+    starts = range(0, x.shape[0], batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=f"log-likelihood, {num_samples} samples", unit="batch")
+    for start in starts:
         lw = importance_log_weights(model, guide, x[start:start + batch_size], num_samples, chunk_size=chunk_size)
         ll.append(lw.logsumexp(0) - math.log(num_samples))
         elbo.append(lw.mean(0))

@@ -1,6 +1,8 @@
 """Evaluate a run folder: ELBO, importance-weighted log-likelihood with PSIS diagnostics, and
 clustering scores; the result goes to ``RUN_DIR/eval.json`` (``pyro-gmvae evaluate``)."""
 
+import math
+import warnings
 from pathlib import Path
 
 import pyro
@@ -32,7 +34,7 @@ def load_run_data(run_dir, split=None, device="cpu"):
 
 
 @torch.no_grad()
-def evaluate_run(run_dir, num_samples=100, split=None, device="cpu", batch_size=500, *, seed=0):
+def evaluate_run(run_dir, num_samples=100, split=None, device="cpu", batch_size=500, *, seed=0, progress=False):
     """Evaluate the checkpoint in ``run_dir`` on its data set; returns the dict written to ``eval.json``.
 
     Keys: ``elbo`` and ``log_likelihood`` (means per datapoint, nats; the same ``num_samples``
@@ -42,16 +44,25 @@ def evaluate_run(run_dir, num_samples=100, split=None, device="cpu", batch_size=
     ``num_active_clusters``, ``num_used_clusters`` and ``cluster_information`` (the same with a
     ``super_cluster_`` prefix for the coarse level of a hierarchy), and with labels ``acc``,
     ``acc_many_to_one``, ``nmi``, ``ari``.
+
+    Everything that could stop it is checked before the computation: the folder must be writable
+    and one batch of log-weights must fit in memory. Data that differ from those the run was trained
+    on (same split) give a ``RuntimeWarning``; ``progress`` shows a bar over the batches.
     """
-    from ..runs import load_run, write_json
+    from ..runs import check_writable, load_run, write_json
 
     model, guide, model_config, _, data_spec = load_run(run_dir, device)
+    check_writable(run_dir, "run folder")  # before the work, which an unwritable eval.json would lose
     data = load_run_data(run_dir, split, device)
     if data.data_dim != model_config.data_dim:
         raise DataError(f"the data has {data.data_dim} features but the run's model expects "
                         f"{model_config.data_dim}; evaluate on the data set the run was trained on")
+    _check_block_memory(num_samples, min(batch_size, data.num_datapoints), device)
+    if split is None or split == (data_spec.get("split") or "all"):
+        _warn_if_other_data(run_dir, data)
     pyro.set_rng_seed(seed)
-    result = estimate_marginal_likelihood(model, guide, data.x, num_samples, batch_size).summary()
+    result = estimate_marginal_likelihood(model, guide, data.x, num_samples, batch_size,
+                                          progress=progress).summary()
     result["split"] = split or data_spec.get("split") or "all"
     if model.cluster_sites:
         marginals = cluster_marginals(model, guide, data.x, batch_size=batch_size)
@@ -66,5 +77,37 @@ def evaluate_run(run_dir, num_samples=100, split=None, device="cpu", batch_size=
             finest = marginals[model.cluster_sites[-1]]
             result.update(clustering_scores(data.y, finest.argmax(-1)))
             result["acc_most_confident"] = most_confident_accuracy(data.y, finest)
+    result = {k: _finite_or_none(v) for k, v in result.items()}  # eval.json is strict JSON
     write_json(Path(run_dir) / EVAL, result)
     return result
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def _check_block_memory(num_samples, batch, device):
+    """Refuse a (num_samples x batch) block of log-weights (kept whole for PSIS) larger than the memory."""
+    from ..errors import ConfigError
+    from ..runs import _memory_bytes
+
+    need = num_samples * batch * 12  # float32 log-weights and their float64 copy for PSIS
+    have = _memory_bytes(device)
+    if have is not None and need > have // 2:
+        raise ConfigError(f"--num-samples {num_samples} with batches of {batch} datapoints needs about "
+                          f"{need / 2 ** 30:.1f} GiB of log-weights per batch but {device} has "
+                          f"{have / 2 ** 30:.1f} GiB; lower --batch-size or --num-samples")
+
+
+def _warn_if_other_data(run_dir, data):
+    from ..runs import _describe, data_fingerprint, saved_fingerprint
+
+    saved = saved_fingerprint(run_dir)
+    if saved is not None and data_fingerprint(data) != saved:
+        warnings.warn(f"the data differ from those the run in {run_dir} was trained on (then: {_describe(saved)}; "
+                      f"now: {_describe(data_fingerprint(data))}); the scores describe other data. Restore the "
+                      "original data files to evaluate the run on its own data", RuntimeWarning, stacklevel=3)
