@@ -8,8 +8,10 @@ import sys
 import textwrap
 
 import pytest
+import torch
 
-from pyro_gmvae import GUIDES, ModelConfig, import_plugins, register_guide
+from pyro_gmvae import GUIDES, PRIORS, ModelConfig, import_plugins, plugins, register_guide
+from pyro_gmvae.cli import main
 from pyro_gmvae.errors import CheckpointError, ConfigError
 from pyro_gmvae.inference import DiagonalNormalHead
 from pyro_gmvae.runs import read_config
@@ -45,12 +47,20 @@ def _cli(args, cwd):
                           text=True, timeout=300)
 
 
-def test_a_plugin_prior_trains_and_reopens_in_a_fresh_process(tmp_path):
+def test_a_plugin_prior_trains_and_reopens_in_a_fresh_process(tmp_path, monkeypatch):
     (tmp_path / "my_priors.py").write_text(PLUGIN)
-    train = _cli(["train", "--import", "my_priors", "--prior", "test-plugin-student-t", "--dataset", "synthetic",
-                  "--num-datapoints", "200", "--num-clusters", "3", "--epochs", "1", "--pretrain-epochs", "0",
-                  "--out", "run", "--no-progress", "--threads", "1"], tmp_path)
-    assert train.returncode == 0, train.stderr
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, "_imported", [])  # this test's imports only
+    monkeypatch.setitem(PRIORS, "test-plugin-student-t", None)  # restored (removed) after the test
+    del PRIORS["test-plugin-student-t"]
+    threads = torch.get_num_threads()
+    try:
+        assert main(["train", "--import", "my_priors", "--prior", "test-plugin-student-t", "--dataset", "synthetic",
+                     "--num-datapoints", "200", "--num-clusters", "3", "--epochs", "1", "--pretrain-epochs", "0",
+                     "--out", str(tmp_path / "run"), "--no-progress", "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["plugins"] == ["my_priors"]
     # another process, without --import: config.json names the module, and it is imported again
     evaluate = _cli(["evaluate", "run", "--num-samples", "4"], tmp_path)

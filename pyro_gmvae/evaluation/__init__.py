@@ -2,7 +2,8 @@
 
 from .generation import sample_latents_per_cluster, sample_per_cluster
 from .marginal import (KHAT_THRESHOLD, MarginalLikelihood, elbo_per_datapoint, estimate_marginal_likelihood,
-                       exact_log_marginal_likelihood, importance_log_weights, log_marginal_likelihood, pareto_khat)
+                       exact_log_marginal_likelihood, importance_log_weights, log_marginal_likelihood, pareto_khat,
+                       reliability_note)
 from .metrics import active_clusters, clustering_scores, hungarian_accuracy, many_to_one_accuracy
 from .report import cluster_shares, evaluate_run
 from .responsibilities import cluster_marginals, predict, responsibilities
@@ -11,6 +12,6 @@ __all__ = [
     "KHAT_THRESHOLD", "MarginalLikelihood", "active_clusters", "cluster_marginals", "cluster_shares",
     "clustering_scores", "elbo_per_datapoint", "estimate_marginal_likelihood", "evaluate_run",
     "exact_log_marginal_likelihood", "hungarian_accuracy", "importance_log_weights", "log_marginal_likelihood",
-    "many_to_one_accuracy", "pareto_khat", "predict", "responsibilities", "sample_latents_per_cluster",
-    "sample_per_cluster",
+    "many_to_one_accuracy", "pareto_khat", "predict", "reliability_note", "responsibilities",
+    "sample_latents_per_cluster", "sample_per_cluster",
 ]
