@@ -36,7 +36,8 @@ class GMVAEClusterer:
         the name of a Dataset passed to ``fit``, else ``"file"``, the CLI's defaults for data of one's own);
         see :mod:`pyro_gmvae.defaults`.
     :param preset: the papers' settings (``"vade-mnist"``...), as ``--preset``.
-    :param run_dir: the run folder ``fit`` trains into (default: a temporary folder; keep it with ``save``).
+    :param run_dir: the run folder ``fit`` trains into (default: a temporary folder, removed with the
+        estimator; keep a copy with ``save``).
     :param progress: show progress bars and phase lines while fitting.
     :param settings: any field of :class:`~pyro_gmvae.config.ModelConfig` or
         :class:`~pyro_gmvae.config.TrainConfig` (``epochs``, ``lr``, ``latent_dim``, ``network``...).
@@ -52,7 +53,7 @@ class GMVAEClusterer:
                               f"and TrainConfig: {', '.join(sorted({*MODEL_FIELDS, *TRAIN_FIELDS} - {'model'}))}")
         self.model_name, self.num_clusters, self.dataset, self.preset = model, num_clusters, dataset, preset
         self.run_dir = None if run_dir is None else Path(run_dir)
-        self._temporary = False
+        self._temporary = None
         self.progress, self.settings = progress, dict(settings)
         self.model_ = self.guide_ = self.model_config_ = self.train_config_ = None
         self.history_ = []
@@ -78,10 +79,11 @@ class GMVAEClusterer:
                                                **{k: v for k, v in given.items() if k in _fields(ModelConfig)})
         train_config = TrainConfig.for_dataset(name, self.preset,
                                                **{k: v for k, v in given.items() if k in _fields(TrainConfig)})
-        if self.run_dir is None:
-            self.run_dir, self._temporary = Path(tempfile.mkdtemp(prefix="pyro-gmvae-")), True
+        if self.run_dir is None:  # removed with the estimator; save() keeps a copy
+            self._temporary = tempfile.TemporaryDirectory(prefix="pyro-gmvae-")
+            self.run_dir = Path(self._temporary.name)
         trainer = train_run(model_config, train_config, data, self.run_dir,
-                            overwrite=overwrite or self._temporary, data_spec={"dataset": data.name},
+                            overwrite=overwrite or self._temporary is not None, data_spec={"dataset": data.name},
                             progress=self.progress, log=print if self.progress else (lambda *a: None))
         self.model_, self.guide_ = trainer.model.eval(), trainer.guide.eval()
         self.model_config_, self.train_config_ = model_config, train_config

@@ -80,3 +80,11 @@ def test_new_data_of_another_width_is_refused(fitted):
     clusterer, _, _ = fitted
     with pytest.raises(DataError, match="3 features but the model expects 2"):
         clusterer.predict(np.zeros((4, 3), dtype=np.float32))
+
+
+def test_evaluating_a_run_fitted_on_arrays_says_the_data_are_not_stored(fitted):
+    from pyro_gmvae.evaluation import evaluate_run
+
+    _, _, run = fitted
+    with pytest.raises(DataError, match="in-memory data.*pyro-gmvae predict"):
+        evaluate_run(run, num_samples=2)

@@ -26,8 +26,14 @@ def load_run_data(run_dir, split=None, device="cpu"):
     from ..cli import load_data
     from ..runs import read_config
 
+    from ..data import DATASETS
+
     _, _, data_spec = read_config(run_dir)
     spec = dict(data_spec)
+    if spec.get("dataset", "digits") not in DATASETS:  # fitted in Python on arrays, which a run does not store
+        raise DataError(f"the run in {run_dir} was fitted on in-memory data ({spec.get('dataset')!r}), which the "
+                        "run folder does not hold; score new data with pyro-gmvae predict RUN --data FILE, or in "
+                        "Python with GMVAEClusterer.load(RUN).score(X) / estimate_marginal_likelihood")
     if split is not None:
         spec["split"] = split
     return load_data(spec, device)
@@ -40,7 +46,9 @@ def evaluate_run(run_dir, num_samples=100, split=None, device="cpu", batch_size=
     Keys: ``elbo`` and ``log_likelihood`` (means per datapoint, nats; the same ``num_samples``
     guide draws give both), ``log_likelihood_stderr`` (std over datapoints / sqrt(N)), ``khat_max``
     and ``khat_share_above_0_7`` (PSIS; None when ``num_samples`` is too small to fit a tail),
-    ``num_samples``, ``num_datapoints``, ``split``; for a model with clusters ``cluster_shares``,
+    ``log_likelihood_reliable`` (False when any k-hat exceeds 0.7, None when unchecked; see
+    :func:`~pyro_gmvae.evaluation.marginal.reliability_note`), ``num_samples``, ``num_datapoints``,
+    ``split``; for a model with clusters ``cluster_shares``,
     ``num_active_clusters``, ``num_used_clusters`` and ``cluster_information`` (the same with a
     ``super_cluster_`` prefix for the coarse level of a hierarchy), and with labels ``acc``,
     ``acc_many_to_one``, ``nmi``, ``ari``.
