@@ -298,3 +298,323 @@ def test_cli_bad_input(name, tmp_path, good_run, capsys):
         assert word in lines[0], (word, lines[0])
     assert not out.exists()
     assert snapshot(tmp_path) == before  # nothing created or changed, the existing run included
+
+
+# -- 1. one owner per run folder ------------------------------------------------------------------
+
+def _lock(folder, pid, host=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / runs.LOCK).write_text(json.dumps({"pid": pid, "host": host or socket.gethostname()}))
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize("owner", ["this-host", "other-host"])
+def test_a_folder_in_use_is_refused_before_anything_is_written(owner, tmp_path, capsys):
+    out = tmp_path / "out"
+    _lock(out, os.getpid(), None if owner == "this-host" else "elsewhere.example")
+    before = snapshot(tmp_path)
+    assert cli.main(["train", *TINY, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    expected = (f"is in use: process {os.getpid()} is training into it" if owner == "this-host" else
+                f"in use by pid {os.getpid()} on host elsewhere.example")
+    assert len(err.splitlines()) == 1 and expected in err and "choose another --out" in err, err
+    assert snapshot(tmp_path) == before
+
+
+def test_a_stale_lock_is_reported_and_taken_over(tmp_path, good_run, capsys):
+    run = _copy(good_run, tmp_path)
+    pid = _dead_pid()
+    _lock(run, pid)
+    assert cli.main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    assert f"{runs.LOCK} was left by process {pid}, which no longer runs" in capsys.readouterr().out
+    assert not (run / runs.LOCK).exists() and runs.load_checkpoint(run)["epoch"] == 2
+
+
+def test_the_lock_is_held_for_the_run_and_released(tmp_path, monkeypatch):
+    seen = []
+    real = runs.save_checkpoint
+    monkeypatch.setattr(runs, "save_checkpoint", lambda d, s: (seen.append(json.loads(
+        (tmp_path / "out" / runs.LOCK).read_text())), real(d, s)))
+    assert cli.main(["train", *TINY, "--out", str(tmp_path / "out")]) == 0
+    assert [(r["pid"], r["host"]) for r in seen] == [(os.getpid(), socket.gethostname())] * 2
+    assert not (tmp_path / "out" / runs.LOCK).exists()
+
+
+def test_a_live_owner_blocks_even_overwrite_and_a_dead_one_is_taken_over(tmp_path, good_run, capsys):
+    """Another process owns the run (its pid, alive, in run.lock): --overwrite and --resume are refused
+    before anything is written; once that process is gone, the lock is stale and a resume takes over."""
+    run = _copy(good_run, tmp_path)
+    owner = subprocess.Popen(["sleep", "60"])
+    try:
+        _lock(run, owner.pid)
+        before = snapshot(tmp_path)
+        for argv in (["train", *TINY, "--overwrite", "--out", str(run)],
+                     ["train", "--resume", str(run), "--epochs", "2", "--no-progress"]):
+            assert cli.main(argv) == 2
+            assert f"is in use: process {owner.pid} is training into it" in capsys.readouterr().err
+            assert snapshot(tmp_path) == before
+    finally:
+        owner.kill()
+        owner.wait()
+    assert cli.main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    assert f"left by process {owner.pid}, which no longer runs" in capsys.readouterr().out
+    assert runs.load_checkpoint(run)["epoch"] == 2 and not (run / runs.LOCK).exists()
+
+
+# -- 2. one cluster; --overwrite keeps the old run until the new one has a checkpoint --------------
+
+@pytest.mark.parametrize("flags", [["--num-clusters", "1"], ["--model", "hierarchical", "--num-super-clusters", "1"]])
+def test_one_cluster_trains(flags, tmp_path):
+    out = tmp_path / "out"
+    assert cli.main(["train", *TINY, *flags, "--out", str(out)]) == 0
+    assert runs.load_checkpoint(out)["epoch"] == 1 and runs.read_metrics(out)[0]["num_active_clusters"] >= 1
+
+
+def _failing_step(monkeypatch, error):
+    def step(self, *args, **kwargs):
+        raise error
+    monkeypatch.setattr(pyro.infer.SVI, "step", step)
+
+
+@pytest.mark.parametrize("error", [ValueError("boom"), KeyboardInterrupt()])
+def test_overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint(error, tmp_path, good_run, monkeypatch,
+                                                                         capsys):
+    run = _copy(good_run, tmp_path)
+    (run / "eval.json").write_text("{}")
+    before = snapshot(tmp_path)
+    _failing_step(monkeypatch, error)
+    with pytest.raises(type(error)):
+        runs.train_run(*_configs(num_clusters=4), load_dataset("synthetic", num_datapoints=200), run,
+                       overwrite=True, progress=False)
+    assert "the previous run in" in capsys.readouterr().out
+    assert snapshot(tmp_path) == before  # the old run whole, no staging folder, no lock
+
+
+def _configs(**model):
+    model_config = ModelConfig(**{**dict(model="gmvae", data_dim=2, num_clusters=3, latent_dim=2, network="toy",
+                                         likelihood="normal"), **model})
+    return model_config, TrainConfig(epochs=1, batch_size=64, pretrain_epochs=0)
+
+
+def test_overwrite_replaces_the_run_after_its_first_checkpoint(tmp_path, good_run):
+    run = _copy(good_run, tmp_path)
+    (run / "eval.json").write_text("{}")
+    seen = []
+    data = load_dataset("synthetic", num_datapoints=200)
+    trainer = runs.train_run(*_configs(num_clusters=4), data, run, overwrite=True, progress=False,
+                             log=seen.append)
+    assert trainer.epoch == 1 and runs.read_config(run)[0].num_clusters == 4
+    assert runs.load_checkpoint(run)["model"]["prior.loc_heads.weight"].shape[0] == 4 * 2
+    assert sorted(p.name for p in run.iterdir()) == [runs.CHECKPOINT, runs.CONFIG, runs.METRICS]
+
+
+# -- 3. resume checks its data --------------------------------------------------------------------
+
+def _file_run(tmp_path):
+    data = _npy(tmp_path, np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32))
+    out = tmp_path / "run"
+    assert cli.main(["train", "--dataset", "file", "--data-path", str(data), "--network", "toy", "--num-clusters", "3",
+                     "--batch-size", "20", "--epochs", "1", "--pretrain-epochs", "0", "--no-progress",
+                     "--out", str(out)]) == 0
+    return data, out
+
+
+def test_resume_refuses_other_data(tmp_path, capsys):
+    data, run = _file_run(tmp_path)
+    fingerprint = json.loads((run / runs.CONFIG).read_text())["data"]["fingerprint"]
+    assert fingerprint["shape"] == [60, 3] and fingerprint["dtype"] == "float32" and len(fingerprint["sha256"]) == 64
+    np.save(data, np.random.default_rng(1).normal(size=(60, 3)).astype(np.float32))  # same shape, other values
+    capsys.readouterr()
+    before = snapshot(tmp_path)
+    assert cli.main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "the data differ from those the run in" in err and "restore the original data" in err, err
+    assert snapshot(tmp_path) == before
+    assert cli.main(["evaluate", str(run), "--num-samples", "2"]) == 0  # evaluate warns, and goes on
+    assert "pyro-gmvae evaluate: warning: the data differ from those the run" in capsys.readouterr().err
+
+
+def test_resume_refuses_an_edited_data_section(tmp_path, good_run, capsys):
+    run = _copy(good_run, tmp_path, lambda r: _edit_json(r / runs.CONFIG, lambda c: c["data"].update(
+        num_datapoints=150)))
+    before = snapshot(tmp_path)
+    assert cli.main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 2
+    assert "shape (150, 2)" in capsys.readouterr().err
+    assert snapshot(tmp_path) == before
+
+
+def test_a_run_without_fingerprint_resumes_with_a_note(tmp_path, good_run, capsys):
+    run = _copy(good_run, tmp_path, lambda r: _edit_json(r / runs.CONFIG, lambda c: c["data"].pop("fingerprint")))
+    assert cli.main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    assert "records no fingerprint of its training data" in capsys.readouterr().out
+    assert runs.load_checkpoint(run)["epoch"] == 2
+
+
+# -- 4. strict JSON; 10. the umask ---------------------------------------------------------------------
+
+def test_run_files_are_strict_json_and_follow_the_umask(tmp_path, good_run):
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in strict JSON"))
+    strict((good_run / runs.CONFIG).read_text())
+    for line in (good_run / runs.METRICS).read_text().splitlines():
+        strict(line)
+    with pytest.raises(ValueError):
+        runs.write_json(tmp_path / "x.json", {"lr": float("nan")})
+    assert not list(tmp_path.iterdir())
+    for mask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
+        old = os.umask(mask)
+        try:
+            runs.write_json(tmp_path / "x.json", {"a": 1})
+            runs.save_checkpoint(tmp_path, {"epoch": 0})
+        finally:
+            os.umask(old)
+        assert (tmp_path / "x.json").stat().st_mode & 0o777 == mode
+        assert (tmp_path / runs.CHECKPOINT).stat().st_mode & 0o777 == mode
+
+
+# -- 6. I/O errors ----------------------------------------------------------------------------------
+
+def test_a_full_disk_keeps_the_checkpoint_and_says_so(tmp_path, good_run, monkeypatch, capsys):
+    run = _copy(good_run, tmp_path)
+    checkpoint = (run / runs.CHECKPOINT).read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(torch, "save", full)
+    assert cli.main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No space left on device" in err and "free some space" in err, err
+    assert (run / runs.CHECKPOINT).read_bytes() == checkpoint
+    assert not list(run.glob(".*.tmp")) and not (run / runs.LOCK).exists()
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """chmod a folder read-only; root writes anyway, so the check reads the mode bits there."""
+    if os.geteuid() == 0:
+        monkeypatch.setattr(runs, "_is_writable", lambda p: bool(os.stat(p).st_mode & 0o200))
+    folders = []
+
+    def make(folder):
+        folder.chmod(0o555)
+        folders.append(folder)
+        return folder
+    yield make
+    for folder in folders:
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("command", ["train", "resume", "evaluate", "sample", "plot"])
+def test_a_read_only_folder_is_refused_before_any_work(command, tmp_path, good_run, read_only, monkeypatch, capsys):
+    run = _copy(good_run, tmp_path)
+    from pyro_gmvae.evaluation import report
+    monkeypatch.setattr(report, "estimate_marginal_likelihood", lambda *a, **k: pytest.fail("computed first"))
+    argv = {"train": ["train", *TINY, "--out", str(tmp_path / "ro" / "new")],
+            "resume": ["train", "--resume", str(run), "--epochs", "2", "--no-progress"],
+            "evaluate": ["evaluate", str(run)], "sample": ["sample", str(run)], "plot": ["plot", str(run)]}[command]
+    (tmp_path / "ro").mkdir()
+    read_only(tmp_path / "ro")
+    read_only(run)
+    before = snapshot(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot write into" in err and "make it writable" in err, err
+    assert snapshot(tmp_path) == before
+
+
+# -- 7. a second Ctrl-C while the first is being reported -------------------------------------------
+
+def test_a_second_ctrl_c_during_the_report_is_ignored(tmp_path, monkeypatch, capsys):
+    import signal
+
+    _failing_step(monkeypatch, KeyboardInterrupt())
+    real = runs.load_checkpoint
+
+    def interrupted_again(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(runs, "load_checkpoint", interrupted_again)
+    assert cli.main(["train", *TINY, "--out", str(tmp_path / "out")]) == 130
+    assert "interrupted; the checkpoint of epoch 0 is saved" in capsys.readouterr().err
+
+
+# -- 9. bad data leaves no folder behind ------------------------------------------------------------
+
+@pytest.mark.parametrize("values", ["huge", "constant"])
+def test_data_that_fail_in_pretraining_leave_nothing(values, tmp_path, capsys):
+    x = np.random.default_rng(0).normal(size=(100, 4)) * 1e30 if values == "huge" else np.full((100, 4), 0.5)
+    data = _npy(tmp_path, x)
+    before = snapshot(tmp_path)
+    code = cli.main(["train", "--dataset", "file", "--data-path", str(data), "--network", "toy", "--model", "vade",
+                     "--num-clusters", "3", "--epochs", "1", "--pretrain-epochs", "2", "--no-progress",
+                     "--out", str(tmp_path / "out" / "run")])
+    assert code == 2, capsys.readouterr()
+    assert "pyro-gmvae train: error: " in capsys.readouterr().err
+    assert snapshot(tmp_path) == before  # neither out/ nor out/run/
+
+
+def test_a_failure_before_the_first_checkpoint_removes_only_the_runs_files(tmp_path, monkeypatch):
+    from pyro_gmvae.errors import TrainingError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    monkeypatch.setattr(Trainer, "pretrain", lambda self, data: (_ for _ in ()).throw(TrainingError("no")))
+    model_config, train_config = _configs(model="vade")
+    with pytest.raises(TrainingError):
+        runs.train_run(model_config, TrainConfig(epochs=1, batch_size=64, pretrain_epochs=1),
+                       load_dataset("synthetic", num_datapoints=200), out, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+# -- the fuzz test: random option values end in success or a library error, never a traceback ----------
+
+FUZZ_OPTIONS = {
+    "--model": ["vade", "gmvae", "vae", "hierarchical", "nope"],
+    "--num-clusters": ["1", "2", "3", "0", "-2"],
+    "--latent-dim": ["1", "2", "0"],
+    "--batch-size": ["1", "64", "500", "0"],
+    "--epochs": ["0", "1", "-1"],
+    "--lr": ["1e-3", "0.5", "nan", "inf", "-1", "0", "1e20"],
+    "--lr-decay": ["0.5", "1", "nan", "0"],
+    "--min-lr": ["0", "1e-4", "nan", "-1"],
+    "--adam-eps": ["1e-8", "nan", "0"],
+    "--num-particles": ["1", "2", "0"],
+    "--free-bits": ["0", "0.5", "nan", "inf", "-1"],
+    "--free-bits-group": ["site", "dim", "nope"],
+    "--seed": ["0", "7", "-1", "99999999999"],
+    "--guide": ["diagonal", "lowrank", "nope"],
+    "--likelihood": ["normal", "bernoulli"],
+    "--device": ["cpu", "meta", "mps"],
+    "--num-datapoints": ["2", "50", "0"],
+}
+
+
+def test_fuzz_random_options_end_in_success_or_a_library_error(tmp_path, capsys):
+    rng = random.Random(15)
+    start, outcomes = time.monotonic(), []
+    for i in range(60):
+        if time.monotonic() - start > 15:
+            break
+        chosen = rng.sample(sorted(FUZZ_OPTIONS), rng.randint(1, 5))
+        argv = ["train", "--dataset", "synthetic", "--num-datapoints", "50", "--network", "toy", "--epochs", "1",
+                "--pretrain-epochs", "0", "--no-progress"]
+        for flag in chosen:
+            argv += [flag, rng.choice(FUZZ_OPTIONS[flag])]
+        out = tmp_path / f"run{i}"
+        pyro.clear_param_store()
+        code = cli.main([*argv, "--out", str(out)])  # any other exception fails the test with its traceback
+        err = capsys.readouterr().err
+        assert code in (0, 2), (argv, err)
+        if code == 2:
+            assert "pyro-gmvae train: error: " in err and not out.exists(), (argv, err)
+        else:
+            assert runs.load_checkpoint(out)["epoch"] >= 0 and not (out / runs.LOCK).exists()
+            json.loads((out / runs.CONFIG).read_text(), parse_constant=lambda c: pytest.fail(c))
+        outcomes.append(code)
+    assert len(outcomes) >= 10 and 0 in outcomes and 2 in outcomes
