@@ -9,7 +9,18 @@ killed at any moment leaves a loadable checkpoint and an intact metrics file.
   it is rewritten from the checkpoint's rows: a row past the checkpoint is dropped, a missing one
   restored.
 - A run killed before its first checkpoint (during pretraining) holds only ``config.json``;
-  ``--resume`` starts it over, which gives the same result since the run is seeded.
+  ``--resume`` starts it over, which gives the same result since the run is seeded. A new run that
+  *fails* before its first checkpoint (bad data met in pretraining, a full disk) leaves nothing.
+- One process at a time owns a folder: ``run.lock`` is created atomically (``O_CREAT | O_EXCL``)
+  with the owner's pid and host and removed when the run ends; a second process fails before it
+  writes anything, and a lock left by a killed process is reported and taken over
+  (:class:`RunFolder`).
+- ``--overwrite`` trains into a staging folder inside the run folder until the new run has its first
+  checkpoint, and only then replaces the old run, so a new run that fails early loses nothing.
+- ``config.json`` records a fingerprint of the training data (shape, dtype, SHA-256 of the values
+  and labels); ``--resume`` refuses other data and ``evaluate`` warns.
+- Files get the permissions the umask gives (not ``mkstemp``'s 0600); an ``OSError`` while writing
+  becomes a :class:`~pyro_gmvae.errors.StorageError` that names the fix.
 
 Training is deterministic: the model is initialised from ``seed``, each epoch's minibatch order is
 seeded by ``(seed, epoch)``, and the RNG states travel in the checkpoint, so on the CPU a resumed

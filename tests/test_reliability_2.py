@@ -618,3 +618,13 @@ def test_fuzz_random_options_end_in_success_or_a_library_error(tmp_path, capsys)
             json.loads((out / runs.CONFIG).read_text(), parse_constant=lambda c: pytest.fail(c))
         outcomes.append(code)
     assert len(outcomes) >= 10 and 0 in outcomes and 2 in outcomes
+
+
+def test_evaluate_shows_progress_when_asked(tmp_path, good_run, capsys):
+    from pyro_gmvae.evaluation.report import evaluate_run
+
+    run = _copy(good_run, tmp_path)
+    result = evaluate_run(run, num_samples=3, batch_size=50, progress=True)
+    assert "log-likelihood, 3 samples" in capsys.readouterr().err
+    assert result["num_datapoints"] == 200
+    json.loads((run / "eval.json").read_text(), parse_constant=lambda c: pytest.fail(c))
