@@ -200,10 +200,13 @@ def _scatter_by(ax, points, colour, title):
     """Points coloured by a category (a legend beside the axes) or, past 20 categories, by a colour bar."""
     values = np.unique(colour)
     if len(values) <= 20:
-        colours = palette(len(values))
+        # cluster or label k keeps colour k (as in every other figure) when the values are small integers
+        by_value = np.issubdtype(values.dtype, np.integer) and values.min() >= 0 and values.max() < 20
+        colours = palette(int(values.max()) + 1 if by_value else len(values))
         for i, value in enumerate(values):
             mask = colour == value
-            ax.scatter(points[mask, 0], points[mask, 1], s=4, color=colours[i], label=str(value))
+            ax.scatter(points[mask, 0], points[mask, 1], s=4, color=colours[int(value) if by_value else i],
+                       label=str(value))
         _legend_beside(ax, title=title, markerscale=3)
     else:
         sc = ax.scatter(points[:, 0], points[:, 1], c=colour, s=4, cmap="turbo")
