@@ -99,3 +99,29 @@ def test_register_guide_makes_a_guide_choosable_by_name():
         GUIDES.pop("test-head", None)
     with pytest.raises(ConfigError, match="unknown guide 'test-head'.*register_guide"):
         ModelConfig(guide="test-head", data_dim=6, network="toy")
+
+
+class _EntryPoint:
+    def __init__(self, name, load):
+        self.name, self.value, self.load = name, f"tests:{name}", load
+
+
+def test_entry_points_register_on_first_need_and_a_broken_one_only_warns(monkeypatch):
+    import importlib.metadata
+
+    class Head(DiagonalNormalHead):
+        pass
+
+    def broken():
+        raise ImportError("no such package")
+
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group=None: list(group_list) if group == plugins.ENTRY_POINT_GROUP else [])
+    group_list = [_EntryPoint("good", lambda: (lambda: register_guide("test-entry-point-head", Head))),
+                  _EntryPoint("broken", broken)]
+    monkeypatch.setattr(plugins, "_entry_points_loaded", False)
+    monkeypatch.setitem(GUIDES, "test-entry-point-head", None)
+    del GUIDES["test-entry-point-head"]  # restored (removed) after the test
+    with pytest.warns(RuntimeWarning, match="entry point 'broken'.*failed to load"):
+        config = ModelConfig(guide="test-entry-point-head", data_dim=6, network="toy")
+    assert config.guide == "test-entry-point-head" and GUIDES["test-entry-point-head"] is Head
