@@ -125,3 +125,24 @@ def test_entry_points_register_on_first_need_and_a_broken_one_only_warns(monkeyp
     with pytest.warns(RuntimeWarning, match="entry point 'broken'.*failed to load"):
         config = ModelConfig(guide="test-entry-point-head", data_dim=6, network="toy")
     assert config.guide == "test-entry-point-head" and GUIDES["test-entry-point-head"] is Head
+
+
+def test_every_register_function_checks_its_arguments():
+    from pyro_gmvae import register_model, register_network, register_prior
+    from pyro_gmvae.models import ModelSpec, StandardNormalPrior
+
+    @register_prior("test-decorated-prior")
+    class Prior(StandardNormalPrior):
+        pass
+
+    try:
+        assert PRIORS["test-decorated-prior"] is Prior
+    finally:
+        PRIORS.pop("test-decorated-prior")
+    with pytest.raises(ConfigError, match="takes a ModelSpec"):
+        register_model("test-model", "mixture")
+    with pytest.raises(ConfigError, match="non-empty string name"):
+        register_guide("", DiagonalNormalHead)
+    with pytest.raises(ConfigError, match="hidden_dims must be positive integers"):
+        register_network("test-net", (0,))
+    assert ModelSpec("mixture").prior == "mixture"

@@ -29,6 +29,12 @@ MODELS = {
 
 
 def register_model(name, spec):
+    """Add a :class:`ModelSpec` (its default prior, its pretraining) to :data:`MODELS` under ``name``."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError("a model needs a non-empty string name")
+    if not isinstance(spec, ModelSpec):
+        raise ConfigError(f"register_model takes a ModelSpec, got {type(spec).__name__}; "
+                          "pass ModelSpec(prior='my-prior', pretrain_epochs=0)")
     MODELS[name] = spec
     return spec
 

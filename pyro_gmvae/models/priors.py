@@ -192,9 +192,13 @@ PRIORS = {
 }
 
 
-def register_prior(name, cls):
-    """Add a prior class to :data:`PRIORS` so that it can be chosen by name (CLI and config)."""
+def register_prior(name, cls=None):
+    """Add a prior class to :data:`PRIORS` so that it can be chosen by name (CLI and config); usable as a
+    decorator, ``@register_prior("my-prior")``. From the shell, the module that calls it is imported with
+    ``--import MODULE`` (see :mod:`pyro_gmvae.plugins`)."""
     if not isinstance(name, str) or not name:
         raise ConfigError("a prior needs a non-empty string name")
+    if cls is None:
+        return lambda c: register_prior(name, c)
     PRIORS[name] = cls
     return cls
