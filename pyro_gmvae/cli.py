@@ -331,7 +331,7 @@ def _phase(args, message):
 
 
 def _describe(data_spec):
-    return ", ".join(f"{k}={v}" for k, v in data_spec.items()) or "digits"
+    return ", ".join(f"{k}={v}" for k, v in data_spec.items() if k != "fingerprint") or "digits"
 
 
 def _next_steps(out):

@@ -30,6 +30,7 @@ run ends bit for bit where an uninterrupted one does.
 import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -201,13 +202,26 @@ def read_metrics(run_dir, max_epoch=None):
 def append_metrics(run_dir, row):
     """Append one row (``train_run`` rewrites the file atomically instead; kept for tools)."""
     with open(Path(run_dir) / METRICS, "a") as f:
-        f.write(json.dumps(row) + "\n")
+        f.write(json.dumps(_finite_or_none(row), allow_nan=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
 
+def _finite_or_none(value):
+    """``value`` with every non-finite float replaced by None, so that it is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
 def rewrite_metrics(run_dir, rows):
-    atomic_write_bytes(Path(run_dir) / METRICS, lambda f: f.write("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    """Rewrite ``metrics.jsonl`` atomically, one strict JSON row per epoch (a NaN score becomes null)."""
+    text = "".join(json.dumps(_finite_or_none(r), allow_nan=False) + "\n" for r in rows)
+    atomic_write_bytes(Path(run_dir) / METRICS, lambda f: f.write(text.encode()))
 
 
 def _is_writable(folder):

@@ -628,3 +628,9 @@ def test_evaluate_shows_progress_when_asked(tmp_path, good_run, capsys):
     assert "log-likelihood, 3 samples" in capsys.readouterr().err
     assert result["num_datapoints"] == 200
     json.loads((run / "eval.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+
+
+def test_a_nan_score_is_written_as_null(tmp_path):
+    runs.rewrite_metrics(tmp_path, [{"epoch": 1, "elbo": -2.0, "nmi": float("nan"), "shares": [float("inf"), 0.5]}])
+    row = json.loads((tmp_path / runs.METRICS).read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert row == {"epoch": 1, "elbo": -2.0, "nmi": None, "shares": [None, 0.5]}
