@@ -81,6 +81,7 @@ def _add_data_flags(p, with_dataset=True):
 
 def build_parser():
     from .inference.amortized import GUIDES
+    from .inference.pretrain import INIT_STRATEGIES, PRETRAIN_RECIPES
     from .models import MODELS, PRIORS
     from .nn import NETWORK_PRESETS
 
@@ -122,9 +123,22 @@ def build_parser():
     t.add_argument("--seed", type=int, help="random seed (default 0)")
     t.add_argument("--pretrain-epochs", type=int, help="autoencoder pretraining epochs before the GMM "
                                                        "initialisation, 0 disables ("
-                                                       + _default("pretrain_epochs", "the model's: vade 50, "
-                                                                                     "gmvae 0") + ")")
-    t.add_argument("--pretrain-lr", type=float, help="pretraining learning rate (default 1e-3)")
+                                                       + _default("pretrain_epochs", "the model's: vade, gmvae and "
+                                                                                     "hierarchical 50") + ")")
+    t.add_argument("--pretrain-lr", type=float, help="pretraining (and warm-up) learning rate (default 1e-3)")
+    t.add_argument("--pretrain-recipe", choices=list(PRETRAIN_RECIPES),
+                   help="autoencoder loss: likelihood (the model's own), denoise (20%% of the inputs masked), "
+                        f"mse (the public PyTorch port's) ({_default('pretrain_recipe', 'likelihood')})")
+    t.add_argument("--pretrain-batch-size", type=int, help="pretraining minibatch size (default --batch-size)")
+    t.add_argument("--init", choices=list(INIT_STRATEGIES),
+                   help="mixture initialisation from the codes: gmm (the paper's diagonal GMM) or umap (ours: "
+                        "UMAP of the codes, a GMM on it, each cluster's moments) "
+                        f"({_default('init', 'gmm')})")
+    t.add_argument("--init-guide-scale", type=float,
+                   help="start q(z|x) with this constant standard deviation (default: as initialised)")
+    t.add_argument("--init-warmup-epochs", type=int,
+                   help="epochs with the clusters fixed at the initialisation's labels before they are "
+                        f"enumerated ({_default('init_warmup_epochs', 0)})")
     t.add_argument("--pretrained", help="take the pretrained weights cached in this earlier run folder")
     t.add_argument("--free-bits", type=float, help="minimum information constraint lambda in nats, 0 = off "
                                                    f"({_default('free_bits')})")

@@ -137,6 +137,14 @@ class TrainConfig:
     # a bare Trainer(..., pretrain_epochs=0) then uses its own argument
     pretrain_epochs: int | None = None
     pretrain_lr: float = 1e-3
+    # the start (inference/pretrain.py): autoencoder recipe, its batch size (None: batch_size), the mixture's
+    # initialisation, the q(z|x) scale to start from (None: as initialised), and warm-up epochs with the
+    # cluster observed at the initial labels
+    pretrain_recipe: str = "likelihood"
+    pretrain_batch_size: int | None = None
+    init: str = "gmm"
+    init_guide_scale: float | None = None
+    init_warmup_epochs: int = 0
     free_bits: float = 0.0
     free_bits_site: str = "cluster"
     free_bits_group: str = "site"
@@ -156,6 +164,15 @@ class TrainConfig:
         check_positive("min_lr", self.min_lr, strict=False, maximum=MAX_LR)
         if self.pretrain_epochs is not None:
             check_positive("pretrain_epochs", self.pretrain_epochs, strict=False, integer=True)
+        if self.pretrain_batch_size is not None:
+            check_positive("pretrain_batch_size", self.pretrain_batch_size, integer=True)
+        if self.init_guide_scale is not None:
+            check_positive("init_guide_scale", self.init_guide_scale, maximum=1e3)
+        check_positive("init_warmup_epochs", self.init_warmup_epochs, strict=False, integer=True)
+        from .inference.pretrain import INIT_STRATEGIES, PRETRAIN_RECIPES
+
+        check_choice("pretraining recipe", self.pretrain_recipe, PRETRAIN_RECIPES)
+        check_choice("initialisation", self.init, INIT_STRATEGIES)
         if isinstance(self.free_bits, numbers.Real) and not isinstance(self.free_bits, bool) and self.free_bits < 0:
             raise ConfigError(f"free-bits lambda must be >= 0 nats, got {self.free_bits!r}; use 0 to disable it")
         check_positive("free_bits", self.free_bits, strict=False)

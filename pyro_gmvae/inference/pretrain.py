@@ -1,16 +1,43 @@
-"""VaDE's initialisation: an autoencoder, then a diagonal Gaussian mixture on its codes.
+"""The start of a clustering run: an autoencoder, a mixture fitted to its codes, and a warm-up.
 
-The autoencoder reuses the guide's encoder (the mean of ``q(z | x)``) and the model's decoder,
-so the weights carry over to VaDE unchanged. The mixture is scikit-learn's ``GaussianMixture``;
-a fit that fails or degenerates is retried with a larger covariance regulariser.
+VaDE (Jiang et al. 2017) starts from a pretrained autoencoder and a diagonal Gaussian mixture fitted
+to its codes; its result depends on that start more than on anything else. This module holds the
+three stages, each a choice by name:
+
+1. **Pretraining recipes** (:data:`PRETRAIN_RECIPES`): the autoencoder is the guide's ``z`` mean and
+   the model's decoder, so the weights carry over unchanged.
+
+   - ``likelihood``: minimise ``-log p(x | z = mean q(z | x))`` under the model's own likelihood.
+   - ``denoise``: the same, from inputs with a share ``pretrain_noise`` of the features masked to 0
+     (the denoising autoencoders of DEC and of VaDE's released weights).
+   - ``mse``: squared error of the decoder's mean (the public PyTorch port's pretraining).
+
+2. **Initialisation strategies** (:data:`INIT_STRATEGIES`), each giving labels for the data and a
+   diagonal mixture (weights, means, scales) in latent space, copied into the prior by
+   ``prior.init_from_gmm``:
+
+   - ``gmm``: the paper's: a diagonal Gaussian mixture on the codes (scikit-learn, the best of
+     ``n_init`` k-means-initialised EM runs by likelihood; no label is used).
+   - ``umap``: *ours, not the paper's* (after N2D, McConville et al. 2019): UMAP of the codes
+     (10 dimensions, 20 neighbours, ``min_dist=0``), a full-covariance Gaussian mixture on the
+     embedding for the labels, then each cluster's share, mean and standard deviation of the codes.
+
+3. **Warm-up** (:func:`warm_up`, ``init_warmup_epochs``; ours): a few epochs of the model's own ELBO with
+   the cluster *observed* at the initial labels (``poutine.condition``), so that the encoder, the decoder
+   and the latent mixture come to represent the start's partition before the clusters are enumerated.
+   The labels come from the initialisation, never from the data's labels.
 """
+
+import warnings
 
 import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
 
-from ..errors import TrainingError
-from ..sites import LATENT
+from ..errors import ConfigError, TrainingError
+from ..sites import CLUSTER, LATENT
+
+MASK_NOISE = 0.2
 
 
 def encode_mean(guide, x, batch_size=1000):
@@ -19,13 +46,37 @@ def encode_mean(guide, x, batch_size=1000):
                           for i in range(0, x.shape[0], batch_size)])
 
 
-def pretrain_autoencoder(model, guide, x, *, epochs, batch_size, lr, seed, progress=False):
-    """Minimise ``-log p(x | z = mean q(z | x))`` over the encoder and decoder; returns the loss per epoch."""
+def _likelihood_loss(model, z, x):
+    return -model.decoder.x_dist(z).log_prob(x).sum()
+
+
+def _mse_loss(model, z, x):
+    return ((model.decoder.x_dist(z).mean - x) ** 2).sum()
+
+
+#: ``name -> (loss(model, z, x) summed over the batch, masks the inputs)``
+PRETRAIN_RECIPES = {
+    "likelihood": (_likelihood_loss, False),
+    "denoise": (_likelihood_loss, True),
+    "mse": (_mse_loss, False),
+}
+
+
+def pretrain_autoencoder(model, guide, x, *, epochs, batch_size, lr, seed, recipe="likelihood",
+                         noise=MASK_NOISE, progress=False):
+    """Train the guide's ``z`` mean and the decoder as an autoencoder; returns the loss per epoch.
+
+    The ``z`` head's scale is trained too (the ``likelihood`` recipe ignores it, so it is set afterwards by
+    :func:`init_guide_scale`)."""
+    if recipe not in PRETRAIN_RECIPES:
+        raise ConfigError(f"unknown pretraining recipe {recipe!r}; choose one of: {', '.join(PRETRAIN_RECIPES)}")
+    loss_fn, masked = PRETRAIN_RECIPES[recipe]
     params = list(guide.encoder.parameters()) + list(guide.heads[LATENT].parameters()) \
         + list(model.decoder.parameters())
     opt = torch.optim.Adam(params, lr=lr)
     n, losses = x.shape[0], []
     g = torch.Generator().manual_seed(seed)
+    mask_g = torch.Generator(device=x.device).manual_seed(seed + 1)
     bar = None
     if progress and epochs:
         from tqdm.auto import tqdm
@@ -36,8 +87,12 @@ def pretrain_autoencoder(model, guide, x, *, epochs, batch_size, lr, seed, progr
         total = 0.0
         for start in range(0, n, batch_size):
             xb = x[perm[start:start + batch_size]]
-            z = guide.site_dists(xb)[LATENT].mean
-            loss = -model.decoder.x_dist(z).log_prob(xb).sum()
+            inputs = xb
+            if masked:
+                keep = torch.rand(xb.shape, generator=mask_g, device=xb.device, dtype=xb.dtype) >= noise
+                inputs = xb * keep
+            z = guide.site_dists(inputs)[LATENT].mean
+            loss = loss_fn(model, z, xb)
             opt.zero_grad()
             (loss / xb.shape[0]).backward()
             opt.step()
@@ -53,15 +108,12 @@ def pretrain_autoencoder(model, guide, x, *, epochs, batch_size, lr, seed, progr
     return losses
 
 
-def fit_gmm(prior, guide, x, *, seed, tries=4, n_init=10):
-    """Fit a diagonal GMM to the encoder means and copy it into ``prior``. Returns a report.
+# -- initialisation strategies: codes -> (labels, weights, means, scales, report) -------------------------
 
-    scikit-learn keeps the best of ``n_init`` k-means-initialised EM runs by likelihood (no label is
-    used); a fit that fails or leaves a component empty is retried with a 10x larger regulariser."""
-    codes = encode_mean(guide, x).double().cpu().numpy()
-    k = prior.num_clusters
-    reg = 1e-6
-    last_error = None
+def _gmm_start(codes, k, seed, n_init=10, tries=4):
+    """The paper's start: a diagonal GMM on the codes; a failed or degenerate fit is retried with a
+    10x larger covariance regulariser."""
+    reg, last_error = 1e-6, None
     for attempt in range(tries):
         try:
             gmm = GaussianMixture(k, covariance_type="diag", reg_covar=reg, n_init=n_init,
@@ -70,12 +122,128 @@ def fit_gmm(prior, guide, x, *, seed, tries=4, n_init=10):
             ok = np.all(np.isfinite(gmm.means_)) and np.all(gmm.covariances_ > 0) \
                 and np.min(gmm.weights_) > 1e-4
             if ok:
-                prior.init_from_gmm(gmm.weights_, gmm.means_, np.sqrt(gmm.covariances_))
-                return {"gmm_attempts": attempt + 1, "gmm_reg_covar": reg, "gmm_converged": bool(gmm.converged_),
-                        "gmm_log_likelihood": float(gmm.score(codes))}
+                report = {"gmm_attempts": attempt + 1, "gmm_reg_covar": reg, "gmm_converged": bool(gmm.converged_),
+                          "gmm_log_likelihood": float(gmm.score(codes))}
+                return gmm.predict(codes), gmm.weights_, gmm.means_, np.sqrt(gmm.covariances_), report
             last_error = "degenerate fit (an empty or collapsed component)"
         except (ValueError, np.linalg.LinAlgError) as e:
             last_error = str(e)
         reg *= 10
     raise TrainingError(f"the Gaussian mixture initialisation failed {tries} times ({last_error}); "
                         "pretrain longer or use fewer clusters")
+
+
+def _moments(codes, labels, k):
+    """Each cluster's share, mean and standard deviation of the codes."""
+    counts = np.bincount(labels, minlength=k)
+    if counts.min() < 2:
+        raise TrainingError(f"the initialisation left a cluster with {counts.min()} point(s); use fewer clusters "
+                            "or --init gmm")
+    means = np.stack([codes[labels == j].mean(0) for j in range(k)])
+    stds = np.stack([codes[labels == j].std(0) for j in range(k)])
+    floor = 1e-3 * codes.std(0).mean()
+    return counts / counts.sum(), means, np.maximum(stds, floor)
+
+
+def _umap_start(codes, k, seed, n_components=10, n_neighbors=20, n_init=5):
+    """Ours (N2D's recipe): UMAP of the codes, a full-covariance GMM on the embedding, moments in latent space."""
+    try:
+        import umap
+    except ImportError:
+        raise ConfigError("--init umap needs the umap-learn package; pip install umap-learn, or use --init gmm") \
+            from None
+    n = codes.shape[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # umap warns that random_state disables its parallelism
+        embedding = umap.UMAP(n_components=min(n_components, n - 2), n_neighbors=min(n_neighbors, n - 1),
+                              min_dist=0.0, random_state=seed).fit_transform(codes)
+    gmm = GaussianMixture(k, covariance_type="full", n_init=n_init, random_state=seed, reg_covar=1e-5)
+    labels = gmm.fit(embedding).predict(embedding)
+    weights, means, scales = _moments(codes, labels, k)
+    report = {"umap_dims": embedding.shape[1], "umap_neighbors": min(n_neighbors, n - 1),
+              "embedding_gmm_log_likelihood": float(gmm.score(embedding))}
+    return labels, weights, means, scales, report
+
+
+#: Initialisation strategies by name: ``fn(codes, num_clusters, seed) -> (labels, weights, means, scales, report)``.
+INIT_STRATEGIES = {"gmm": _gmm_start, "umap": _umap_start}
+
+
+def register_init(name, fn):
+    """Add an initialisation strategy (see :data:`INIT_STRATEGIES` for its signature)."""
+    if not isinstance(name, str) or not name or not callable(fn):
+        raise ConfigError("register_init takes a non-empty name and a callable")
+    INIT_STRATEGIES[name] = fn
+    return fn
+
+
+def initialise_prior(prior, guide, x, *, strategy="gmm", seed=0):
+    """Fit ``strategy`` to the encoder means and copy its mixture into ``prior`` (``init_from_gmm``).
+
+    Returns ``(labels, report)``: the start's cluster of every datapoint (a tensor on ``x``'s device)."""
+    if strategy not in INIT_STRATEGIES:
+        raise ConfigError(f"unknown initialisation {strategy!r}; choose one of: {', '.join(INIT_STRATEGIES)}")
+    codes = encode_mean(guide, x).double().cpu().numpy()
+    labels, weights, means, scales, report = INIT_STRATEGIES[strategy](codes, prior.num_clusters, seed)
+    prior.init_from_gmm(weights, means, scales)
+    report = {"init": strategy, **report, "init_mean_component_scale": float(np.mean(scales))}
+    return torch.as_tensor(np.asarray(labels), dtype=torch.long, device=x.device), report
+
+
+@torch.no_grad()
+def init_guide_scale(guide, scale, site=LATENT):
+    """Start ``q(site | x)`` with the constant standard deviation ``scale``: the scale head's weights are zeroed
+    and its bias set, so VaDE's first epochs do not blur a start whose clusters are narrower than the
+    untrained head's ~0.7. Only for the diagonal head (others are left as they are; returns False)."""
+    from ..models.priors import inverse_softplus
+
+    head = guide.heads[site]
+    raw = getattr(head, "scale_raw", None)
+    if not isinstance(raw, torch.nn.Linear):
+        return False
+    raw.weight.zero_()
+    raw.bias.copy_(inverse_softplus(torch.full_like(raw.bias, float(scale))))
+    return True
+
+
+def warm_up(model, guide, x, labels, *, epochs, batch_size, lr, seed, progress=False):
+    """``epochs`` of the ELBO with the cluster observed at ``labels`` (Adam over all parameters); returns the
+    loss per datapoint of each epoch. The enumerated parents of the cluster (a hierarchy's super-cluster)
+    stay enumerated."""
+    from pyro import poutine
+
+    from .elbo import make_elbo
+
+    elbo = make_elbo()
+    params = [p for m in (model, guide) for p in m.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
+    g = torch.Generator().manual_seed(seed + 2)
+    n, losses = x.shape[0], []
+    bar = None
+    if progress and epochs:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs, desc="warm-up", unit="epoch")
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=g).to(x.device)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            idx = perm[start:start + batch_size]
+            conditioned = poutine.condition(model, data={CLUSTER: labels[idx]})
+            loss = elbo.differentiable_loss(conditioned, guide, x[idx])
+            opt.zero_grad()
+            (loss / idx.shape[0]).backward()
+            opt.step()
+            total += loss.item()
+        losses.append(total / n)
+        if not np.isfinite(losses[-1]):
+            raise TrainingError("the warm-up loss became non-finite; lower --pretrain-lr or --init-warmup-epochs 0")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=round(losses[-1], 3))
+    if bar is not None:
+        bar.close()
+    for p in params:
+        p.grad = None
+    return losses
+

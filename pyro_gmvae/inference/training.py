@@ -128,15 +128,20 @@ class Trainer:
         self.pretrain_report = state.get("pretrain_report")
         self._started = True
 
-    # -- VaDE pretraining ---------------------------------------------------------------------------
+    # -- the start: pretraining, initialisation, warm-up -------------------------------------------------
     def pretrain(self, data, epochs=None):
-        """Autoencoder on the guide's ``z`` mean and the decoder, then a diagonal GMM on the encoder
-        means initialises a prior that has ``init_from_gmm`` (VaDE). Returns a report dict."""
-        from .pretrain import fit_gmm, pretrain_autoencoder
+        """VaDE's start, for any prior with ``init_from_gmm``: an autoencoder (``config.pretrain_recipe``) on
+        the guide's ``z`` mean and the decoder; a mixture fitted to the codes (``config.init``) copied into
+        the prior; optionally the ``q(z | x)`` scale set (``config.init_guide_scale``) and a warm-up with the
+        cluster observed at the start's labels (``config.init_warmup_epochs``). No data label is read.
+        Returns a report dict (see :mod:`pyro_gmvae.inference.pretrain`)."""
+        from .pretrain import init_guide_scale, initialise_prior, pretrain_autoencoder, warm_up
 
         data = self._on_device(data)
         self._start()
+        config = self.config
         epochs = self.pretrain_epochs if epochs is None else epochs
+        batch_size = config.pretrain_batch_size or config.batch_size
         t0 = time.perf_counter()
         prior = self.model.prior
         if epochs and not hasattr(prior, "init_from_gmm"):
@@ -145,15 +150,31 @@ class Trainer:
                           "encoder and decoder are pretrained and the prior starts from its own initial values. "
                           "Give the prior an init_from_gmm method, or pass pretrain_epochs=0 (--pretrain-epochs 0)",
                           RuntimeWarning, stacklevel=2)
-        self._say(f"pretraining the autoencoder: {epochs} epochs")
-        losses = pretrain_autoencoder(self.model, self.guide, data.x, epochs=epochs,
-                                      batch_size=self.config.batch_size, lr=self.config.pretrain_lr,
-                                      seed=self.config.seed, progress=self.progress)
-        report = {"pretrain_epochs": epochs, "pretrain_loss": losses[-1] if losses else None}
+        self._say(f"pretraining the autoencoder: {epochs} epochs, recipe {config.pretrain_recipe}, "
+                  f"batch {batch_size}")
+        losses = pretrain_autoencoder(self.model, self.guide, data.x, epochs=epochs, batch_size=batch_size,
+                                      lr=config.pretrain_lr, seed=config.seed, recipe=config.pretrain_recipe,
+                                      progress=self.progress)
+        report = {"pretrain_epochs": epochs, "pretrain_recipe": config.pretrain_recipe,
+                  "pretrain_loss": losses[-1] if losses else None}
         if hasattr(prior, "init_from_gmm"):
-            self._say(f"fitting a {prior.num_clusters}-component Gaussian mixture to the encoder means "
-                      "(scikit-learn, 10 k-means starts)")
-            report.update(fit_gmm(prior, self.guide, data.x, seed=self.config.seed))
+            self._say(f"initialising the {prior.num_clusters}-component mixture from the encoder means "
+                      f"(--init {config.init})")
+            t1 = time.perf_counter()
+            labels, init_report = initialise_prior(prior, self.guide, data.x, strategy=config.init, seed=config.seed)
+            report.update(init_report, init_seconds=time.perf_counter() - t1)
+            if config.init_guide_scale is not None:
+                init_guide_scale(self.guide, config.init_guide_scale)
+            if config.init_warmup_epochs:
+                self._say(f"warm-up: {config.init_warmup_epochs} epochs with the clusters fixed at the start's "
+                          "labels")
+                warm = warm_up(self.model, self.guide, data.x, labels, epochs=config.init_warmup_epochs,
+                               batch_size=config.batch_size, lr=config.pretrain_lr, seed=config.seed,
+                               progress=self.progress)
+                report["warmup_loss"] = warm[-1]
+            if data.y is not None:  # reported only: the start's score is never used to choose anything
+                report.update({f"init_{k}": v for k, v in self.evaluate(data).items()
+                               if k in ("acc", "nmi", "ari")})
         report["pretrain_seconds"] = time.perf_counter() - t0
         self.pretrain_report = report
         return report

@@ -15,6 +15,7 @@ Scales are ``softplus(raw) + min_scale``: positive, bounded away from zero, and 
 ``softmax(logits)``: on the simplex by construction.
 """
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import torch
@@ -177,6 +178,24 @@ class ConditionalMixturePrior(PyroModule):
     def z_dist(self, cluster, w):
         loc, scale = self.components(w)
         return dist.Normal(Vindex(loc)[..., cluster, :], Vindex(scale)[..., cluster, :]).to_event(1)
+
+    @torch.no_grad()
+    def init_from_gmm(self, weights, means, scales):
+        """Start every ``w`` at a fitted diagonal mixture's components: the heads' weights are zeroed and
+        their biases set to the means and standard deviations, so ``p(z | cluster, w)`` begins as the
+        mixture's k-th component for any ``w`` and learns its dependence on ``w`` from there. The cluster
+        weights stay the paper's fixed ``1 / K`` (``weights`` is accepted for the common signature)."""
+        shape = (self.num_clusters, self.latent_dim)
+        p = self.loc_heads.bias
+        means = torch.as_tensor(np.asarray(means), dtype=p.dtype, device=p.device)
+        scales = torch.as_tensor(np.asarray(scales), dtype=p.dtype, device=p.device).clamp_min(2 * MIN_SCALE)
+        if means.shape != shape or scales.shape != shape:
+            raise ConfigError(f"init_from_gmm needs means and scales of shape {shape}, got "
+                              f"{tuple(means.shape)} and {tuple(scales.shape)}")
+        for head in (self.loc_heads, self.scale_heads):
+            head.weight.zero_()
+        self.loc_heads.bias.copy_(means.reshape(-1))
+        self.scale_heads.bias.copy_(inverse_softplus(scales.reshape(-1)).to(p.device, p.dtype))
 
     def forward(self):
         w = pyro.sample(NOISE, self.w_dist())
