@@ -206,7 +206,7 @@ class TrainConfig:
         :data:`~pyro_gmvae.defaults.DATASET_DEFAULTS`, then ``preset``, then ``overrides``.
 
         >>> TrainConfig.for_dataset("digits", epochs=5).lr
-        0.0005
+        0.0001
         """
         from .defaults import resolve
 

@@ -4,11 +4,11 @@ Defaults come in three layers: the dataclasses' own (:class:`~pyro_gmvae.config.
 :class:`~pyro_gmvae.config.TrainConfig`), then the dataset's (:data:`DATASET_DEFAULTS`), then a preset
 (:data:`PRESETS`); anything given explicitly (a flag, a keyword) wins.
 
->>> defaults_for("digits")["lr"]
-0.0005
+>>> defaults_for("digits")["init"]
+'umap'
 >>> from pyro_gmvae import TrainConfig
 >>> TrainConfig.for_dataset("digits").lr
-0.0005
+0.0001
 """
 
 DATASET_DEFAULTS = {
