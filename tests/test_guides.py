@@ -31,6 +31,25 @@ def blocks(path):
     return [(lang, code) for lang, code in BLOCK.findall(path.read_text()) if lang in ("python", "bash")]
 
 
+@pytest.fixture(autouse=True)
+def _isolated_registries():
+    """A guide registers components of its own and may import a plugin: undo both, so that later tests see
+    the library's registries, path and plugin list as they were."""
+    from pyro_gmvae import GUIDES, MODELS, PRIORS, plugins
+    from pyro_gmvae.nn import NETWORK_PRESETS
+
+    saved = [(registry, dict(registry)) for registry in (GUIDES, MODELS, PRIORS, NETWORK_PRESETS)]
+    path, imported = list(sys.path), list(plugins._imported)
+    yield
+    for registry, before in saved:
+        registry.clear()
+        registry.update(before)
+    sys.path[:] = path
+    for name in set(plugins._imported) - set(imported):  # a guide's plugin module lives in its tmp folder
+        sys.modules.pop(name, None)
+    plugins._imported[:] = imported
+
+
 def test_every_guide_is_listed():
     assert sorted(p.name for p in GUIDES.glob("*.md")) == sorted(LISTED)
 
