@@ -416,7 +416,8 @@ class RunFolder:
                               f"it any more, delete {self.lock}")
         if _pid_alive(pid):
             raise ConfigError(f"{self.target} is in use: process {pid} is training into it (see {self.lock}); "
-                              "wait for it to finish, or choose another --out")
+                              f"wait for it to finish, or choose another --out (if process {pid} is no pyro-gmvae "
+                              f"run, its pid was reused: delete {self.lock})")
         self.log(f"note: {self.lock} was left by process {pid}, which no longer runs (it was killed); "
                  "taking the folder over")
         self.lock.unlink(missing_ok=True)
@@ -549,6 +550,9 @@ def check_training_state(state, run_dir):
     rng = state.get("rng")
     if not isinstance(rng, dict) or not {"torch", "numpy", "python"} <= set(rng):
         problems.append("rng (the random states) is missing")
+    metrics = state.get("metrics")
+    if metrics is not None and not (isinstance(metrics, list) and all(isinstance(r, dict) for r in metrics)):
+        problems.append("metrics is not a list of rows")
     if problems:
         raise CheckpointError(f"the checkpoint in {run_dir} cannot be resumed: {'; '.join(problems)}; restore the "
                               "checkpoint.pt that pyro-gmvae wrote, or start over with --overwrite")
