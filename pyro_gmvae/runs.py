@@ -426,13 +426,13 @@ class RunFolder:
         """Check the folder again, now as its owner (another process may have finished a run in it since
         the first check), and return the folder to write into."""
         prepare_run_dir(self.target, resume=self.resume, overwrite=self.overwrite)
+        if (self.target / STAGING).exists():  # left by an --overwrite that was killed before its first checkpoint
+            shutil.rmtree(self.target / STAGING, ignore_errors=True)
         if self.resume:
             return self.work
         if self.overwrite and holds_run(self.target):
             self.staging = self.target / STAGING
             try:
-                if self.staging.exists():  # left by an earlier --overwrite that was killed
-                    shutil.rmtree(self.staging)
                 self.staging.mkdir()
             except OSError as e:
                 raise storage_error(e, self.staging) from None

@@ -642,3 +642,14 @@ def test_a_nan_score_is_written_as_null(tmp_path):
     runs.rewrite_metrics(tmp_path, [{"epoch": 1, "elbo": -2.0, "nmi": float("nan"), "shares": [float("inf"), 0.5]}])
     row = json.loads((tmp_path / runs.METRICS).read_text(), parse_constant=lambda c: pytest.fail(c))
     assert row == {"epoch": 1, "elbo": -2.0, "nmi": None, "shares": [None, 0.5]}
+
+
+def test_an_overwrite_killed_before_its_first_checkpoint_leaves_the_old_run_resumable(tmp_path, good_run, capsys):
+    run = _copy(good_run, tmp_path)
+    (run / runs.STAGING).mkdir()  # what SIGKILL leaves: the staged new run and the dead owner's lock
+    (run / runs.STAGING / runs.CONFIG).write_text("{}")
+    _lock(run, _dead_pid())
+    assert cli.main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    assert "which no longer runs" in capsys.readouterr().out
+    assert runs.load_checkpoint(run)["epoch"] == 2
+    assert sorted(p.name for p in run.iterdir()) == [runs.CHECKPOINT, runs.CONFIG, runs.METRICS]
