@@ -1,0 +1,46 @@
+"""One set of defaults: the command line and the Python API build the same configs from pyro_gmvae.defaults."""
+
+import pytest
+
+from pyro_gmvae import DATASET_DEFAULTS, PRESETS, ModelConfig, TrainConfig, cli, defaults_for
+from pyro_gmvae.cli import build_parser
+from pyro_gmvae.data import DATASETS
+
+DATA_DIMS = {"digits": 64, "synthetic": 2, "mnist": 784, "fashion-mnist": 784, "svhn": 3072, "file": 10}
+
+
+def _cli_configs(argv, data_dim):
+    args = build_parser().parse_args(["train", *argv])
+    model_kw, train_kw, data_kw = cli._resolve(args)
+    model_kw.setdefault("likelihood", "normal")
+    model_kw.setdefault("num_clusters", 10)
+    return ModelConfig(data_dim=data_dim, **model_kw), TrainConfig(**train_kw), data_kw
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_python_reaches_the_cli_defaults_of_every_dataset(dataset):
+    model, train, _ = _cli_configs(["--dataset", dataset], DATA_DIMS[dataset])
+    assert TrainConfig.for_dataset(dataset) == train
+    assert ModelConfig.for_dataset(dataset, data_dim=DATA_DIMS[dataset], likelihood="normal",
+                                   num_clusters=10) == model
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_python_reaches_every_preset(preset):
+    dataset = defaults_for(preset=preset)["dataset"]
+    model, train, data = _cli_configs(["--preset", preset, "--seed", "3"], DATA_DIMS[dataset])
+    assert TrainConfig.for_dataset(dataset, preset=preset, seed=3) == train
+    assert ModelConfig.for_dataset(dataset, preset=preset, data_dim=DATA_DIMS[dataset], likelihood=model.likelihood,
+                                   num_clusters=model.num_clusters) == model
+    assert data["dataset"] == dataset
+
+
+def test_the_cli_keeps_its_old_names():
+    assert cli.PRESETS is PRESETS and cli.DATASET_DEFAULTS is DATASET_DEFAULTS
+
+
+def test_unknown_settings_are_refused_by_name():
+    from pyro_gmvae.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"TrainConfig has no fields \['learning_rate'\]"):
+        TrainConfig.for_dataset("digits", learning_rate=1e-3)
