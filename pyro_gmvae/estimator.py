@@ -59,10 +59,12 @@ class GMVAEClusterer:
         self.history_ = []
 
     # -- fitting and persistence ------------------------------------------------------------------
-    def fit(self, X, y=None, *, overwrite=False):
+    def fit(self, X, y=None, *, overwrite=False, data_spec=None):
         """Train on ``X`` (``(N, D)`` tensor or array, or a :class:`~pyro_gmvae.data.Dataset`); labels ``y``
         are only used to report accuracy per epoch. A second ``fit`` into the same ``run_dir`` needs
-        ``overwrite=True``. Returns ``self``."""
+        ``overwrite=True``. ``data_spec`` tells ``pyro-gmvae evaluate``/``plot`` how to load the data again
+        (``load_dataset``'s arguments, e.g. ``{"dataset": "synthetic", "num_datapoints": 500}``); by default
+        the run records only the data set's name. Returns ``self``."""
         import dataclasses
 
         from .config import ModelConfig, TrainConfig
@@ -83,7 +85,8 @@ class GMVAEClusterer:
             self._temporary = tempfile.TemporaryDirectory(prefix="pyro-gmvae-")
             self.run_dir = Path(self._temporary.name)
         trainer = train_run(model_config, train_config, data, self.run_dir,
-                            overwrite=overwrite or self._temporary is not None, data_spec={"dataset": data.name},
+                            overwrite=overwrite or self._temporary is not None,
+                            data_spec=data_spec or {"dataset": data.name},
                             progress=self.progress, log=print if self.progress else (lambda *a: None))
         self.model_, self.guide_ = trainer.model.eval(), trainer.guide.eval()
         self.model_config_, self.train_config_ = model_config, train_config

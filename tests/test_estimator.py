@@ -82,6 +82,15 @@ def test_new_data_of_another_width_is_refused(fitted):
         clusterer.predict(np.zeros((4, 3), dtype=np.float32))
 
 
+def test_a_data_spec_lets_the_cli_evaluate_an_estimators_run(tmp_path):
+    from pyro_gmvae.evaluation import evaluate_run
+
+    data = load_dataset("synthetic", num_datapoints=200)
+    GMVAEClusterer(num_clusters=3, epochs=1, pretrain_epochs=0, run_dir=tmp_path / "run", progress=False).fit(
+        data, data_spec={"dataset": "synthetic", "num_datapoints": 200})
+    assert evaluate_run(tmp_path / "run", num_samples=2)["num_datapoints"] == 200
+
+
 def test_evaluating_a_run_fitted_on_arrays_says_the_data_are_not_stored(fitted):
     from pyro_gmvae.evaluation import evaluate_run
 
