@@ -30,7 +30,8 @@ from .sites import LATENT
 class GMVAEClusterer:
     """Fit a deep clustering model (VaDE by default) to data and cluster new data with it.
 
-    :param model: ``"vade"``, ``"gmvae"``, ``"hierarchical"``, ``"vae"`` or a registered model.
+    :param model: ``"vade"`` (default, unless the preset names another), ``"gmvae"``, ``"hierarchical"``,
+        ``"vae"`` or a registered model.
     :param num_clusters: K (default: the number of distinct labels given to ``fit``, else 10).
     :param dataset: whose defaults to start from (``"digits"``, ``"synthetic"``, ``"mnist"``...; default:
         the name of a Dataset passed to ``fit``, else ``"file"``, the CLI's defaults for data of one's own);
@@ -43,7 +44,7 @@ class GMVAEClusterer:
         :class:`~pyro_gmvae.config.TrainConfig` (``epochs``, ``lr``, ``latent_dim``, ``network``...).
     """
 
-    def __init__(self, model="vade", num_clusters=None, *, dataset=None, preset=None, run_dir=None,
+    def __init__(self, model=None, num_clusters=None, *, dataset=None, preset=None, run_dir=None,
                  progress=True, **settings):
         from .defaults import MODEL_FIELDS, TRAIN_FIELDS
 
@@ -73,7 +74,9 @@ class GMVAEClusterer:
 
         data = X if isinstance(X, Dataset) else from_tensor(X, y, likelihood=self.settings.get("likelihood"))
         name = self.dataset or (data.name if data.name in DATASETS else "file")
-        given = {**self.settings, "model": self.model_name}
+        given = dict(self.settings)
+        if self.model_name is not None:
+            given["model"] = self.model_name
         if self.num_clusters is not None:
             given["num_clusters"] = self.num_clusters
         # the data's size, likelihood and classes fill what neither the settings nor the preset give

@@ -97,3 +97,11 @@ def test_evaluating_a_run_fitted_on_arrays_says_the_data_are_not_stored(fitted):
     _, _, run = fitted
     with pytest.raises(DataError, match="in-memory data.*pyro-gmvae predict"):
         evaluate_run(run, num_samples=2)
+
+
+def test_a_preset_names_the_model_unless_one_is_given():
+    data = load_dataset("synthetic", num_datapoints=200)
+    clusterer = GMVAEClusterer(preset="gmvae-synthetic", epochs=0, progress=False).fit(data)
+    assert clusterer.model_config_.model == "gmvae" and clusterer.model_config_.num_clusters == 8
+    assert GMVAEClusterer("vade", preset="gmvae-synthetic", epochs=0, pretrain_epochs=0,
+                          progress=False).fit(data).model_config_.model == "vade"
