@@ -404,9 +404,14 @@ def cmd_plot(args):
 
 def cmd_predict(args):
     from .data import load_dataset
+    from .errors import ConfigError
     from .estimator import GMVAEClusterer
-    from .runs import atomic_write_bytes
+    from .runs import atomic_write_bytes, check_writable, storage_error
 
+    out = Path(args.out) if args.out is not None else Path(args.run_dir) / "labels.csv"
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; pass a file name such as {out / 'labels.csv'}")
+    check_writable(out.parent, "--out")  # before any work
     estimator = GMVAEClusterer.load(args.run_dir, device=args.device)
     data = load_dataset("file", data_path=args.data, device=args.device)
     proba = estimator.predict_proba(data.x)
@@ -415,8 +420,11 @@ def cmd_predict(args):
     lines = [",".join(header)]
     for label, row in zip(labels, proba):
         lines.append(",".join([str(int(label))] + ([f"{p:.6g}" for p in row] if args.proba else [])))
-    out = Path(args.out) if args.out is not None else Path(args.run_dir) / "labels.csv"
-    atomic_write_bytes(out, lambda f: f.write(("\n".join(lines) + "\n").encode()))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out, lambda f: f.write(("\n".join(lines) + "\n").encode()))
+    except OSError as e:
+        raise storage_error(e, out) from None
     print(out)
     return 0
 

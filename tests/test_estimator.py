@@ -105,3 +105,14 @@ def test_a_preset_names_the_model_unless_one_is_given():
     assert clusterer.model_config_.model == "gmvae" and clusterer.model_config_.num_clusters == 8
     assert GMVAEClusterer("vade", preset="gmvae-synthetic", epochs=0, pretrain_epochs=0,
                           progress=False).fit(data).model_config_.model == "vade"
+
+
+def test_predict_refuses_a_folder_as_out_and_a_file_of_another_width(fitted, tmp_path, capsys):
+    _, _, run = fitted
+    path = tmp_path / "wide.npy"
+    np.save(path, np.zeros((3, 5), dtype=np.float32))
+    assert main(["predict", str(run), "--data", str(path), "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["predict", str(run), "--data", str(path), "--out", str(tmp_path / "new" / "labels.csv")]) == 2
+    assert "5 features but the model expects 2" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
