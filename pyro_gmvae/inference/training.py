@@ -165,6 +165,7 @@ class Trainer:
             report.update(init_report, init_seconds=time.perf_counter() - t1)
             if config.init_guide_scale is not None:
                 init_guide_scale(self.guide, config.init_guide_scale)
+            report.update(self._start_scores(data, "init"))
             if config.init_warmup_epochs:
                 self._say(f"warm-up: {config.init_warmup_epochs} epochs with the clusters fixed at the start's "
                           "labels")
@@ -172,12 +173,16 @@ class Trainer:
                                batch_size=config.batch_size, lr=config.pretrain_lr, seed=config.seed,
                                progress=self.progress)
                 report["warmup_loss"] = warm[-1]
-            if data.y is not None:  # reported only: the start's score is never used to choose anything
-                report.update({f"init_{k}": v for k, v in self.evaluate(data).items()
-                               if k in ("acc", "nmi", "ari")})
+                report.update(self._start_scores(data, "warmup"))
         report["pretrain_seconds"] = time.perf_counter() - t0
         self.pretrain_report = report
         return report
+
+    def _start_scores(self, data, prefix):
+        """acc/NMI/ARI of the model as it stands, for the report only: the start's scores never choose anything."""
+        if data.y is None:
+            return {}
+        return {f"{prefix}_{k}": v for k, v in self.evaluate(data).items() if k in ("acc", "nmi", "ari")}
 
     # -- SVI ------------------------------------------------------------------------------------
     def train_epoch(self, x):
