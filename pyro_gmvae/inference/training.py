@@ -182,7 +182,9 @@ class Trainer:
         """acc/NMI/ARI of the model as it stands, for the report only: the start's scores never choose anything."""
         if data.y is None:
             return {}
-        return {f"{prefix}_{k}": v for k, v in self.evaluate(data).items() if k in ("acc", "nmi", "ari")}
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            scores = self.evaluate(data)  # leaves the random state of training as it was
+        return {f"{prefix}_{k}": v for k, v in scores.items() if k in ("acc", "nmi", "ari")}
 
     # -- SVI ------------------------------------------------------------------------------------
     def train_epoch(self, x):
