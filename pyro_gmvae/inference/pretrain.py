@@ -63,8 +63,9 @@ PRETRAIN_RECIPES = {
 
 
 def pretrain_autoencoder(model, guide, x, *, epochs, batch_size, lr, seed, recipe="likelihood",
-                         noise=MASK_NOISE, progress=False):
-    """Train the guide's ``z`` mean and the decoder as an autoencoder; returns the loss per epoch.
+                         noise=MASK_NOISE, progress=False, on_epoch_end=None):
+    """Train the guide's ``z`` mean and the decoder as an autoencoder; returns the loss per epoch
+    (``on_epoch_end(epoch, loss)`` is called after each).
 
     The ``z`` head's scale is trained too (the ``likelihood`` recipe ignores it, so it is set afterwards by
     :func:`init_guide_scale`)."""
@@ -100,6 +101,8 @@ def pretrain_autoencoder(model, guide, x, *, epochs, batch_size, lr, seed, recip
         losses.append(total / n)
         if not np.isfinite(losses[-1]):
             raise TrainingError("the pretraining loss became non-finite; lower --pretrain-lr")
+        if on_epoch_end is not None:
+            on_epoch_end(len(losses), losses[-1])
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=round(losses[-1], 3))
