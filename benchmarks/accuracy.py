@@ -65,7 +65,10 @@ def start_scores(run_dir):
     path = run_dir / "pretrained.pt"
     if not path.exists():
         return {}
-    report = torch.load(path, map_location="cpu", weights_only=False).get("pretrain_report") or {}
+    report = dict(torch.load(path, map_location="cpu", weights_only=False).get("pretrain_report") or {})
+    if "warmup_loss" in report and "warmup_acc" not in report and "init_acc" in report:
+        # runs of commit 75912b2 scored the start once, after the warm-up
+        report["warmup_acc"] = report.pop("init_acc")
     return {k: report[k] for k in ("init_acc", "warmup_acc", "pretrain_seconds", "init_seconds") if k in report}
 
 
