@@ -81,6 +81,7 @@ def _add_data_flags(p, with_dataset=True):
 
 def build_parser():
     from .inference.amortized import GUIDES
+    from .inference.cluster_inference import CLUSTER_INFERENCE
     from .inference.pretrain import INIT_STRATEGIES, PRETRAIN_RECIPES
     from .models import MODELS, PRIORS
     from .nn import NETWORK_PRESETS
@@ -144,6 +145,15 @@ def build_parser():
                                                    f"({_default('free_bits')})")
     t.add_argument("--free-bits-site", help="the constrained site: cluster (default), z or w")
     t.add_argument("--free-bits-group", help="site (default) or dim (per-dimension, guided sites only)")
+    t.add_argument("--cluster-inference", choices=list(CLUSTER_INFERENCE),
+                   help="how training infers the cluster: exact (summed out in the model), amortized (a q(c|x) "
+                        "head, summed over), relaxed (Gumbel-softmax), score-function (sampled, REINFORCE with a "
+                        "learned baseline); evaluation sums the cluster out exactly whatever trained the model "
+                        "(default exact; guide 10)")
+    t.add_argument("--temperature-start", type=float, help="relaxed cluster: the first temperature (default 1)")
+    t.add_argument("--temperature-end", type=float, help="relaxed cluster: the lowest temperature (default 0.5)")
+    t.add_argument("--temperature-decay", type=float,
+                   help="relaxed cluster: tau = max(end, start * exp(-decay * epochs)), per step (default 0.05)")
     t.add_argument("--out", help=f"run folder (default {DEFAULT_OUT})")
     t.add_argument("--resume", nargs="?", const=True, metavar="RUN_DIR",
                    help="continue RUN_DIR (or --out) from its last checkpoint, with its config.json; "
@@ -200,9 +210,12 @@ def _check_resume_flags(args):
     """``--resume`` takes every setting from RUN_DIR/config.json: refuse flags it would ignore."""
     from .errors import ConfigError
 
+    from .inference import cluster_inference
+
     allowed = {"epochs", "device"}
     ignored = [f"--{k.replace('_', '-')}" for k in (*MODEL_FIELDS, *TRAIN_FIELDS, *DATA_FIELDS, "preset",
-                                                    "pretrained")
+                                                    "pretrained", *cluster_inference.MODEL_FIELDS,
+                                                    *cluster_inference.TRAIN_FIELDS)
                if k not in allowed and getattr(args, k, None) is not None]
     ignored += [f"--{k}" for k in ("download",) if getattr(args, k, False)]
     if ignored:
@@ -214,8 +227,13 @@ def _check_resume_flags(args):
 def _resolve(args):
     """Merge library defaults < dataset defaults < preset < flags; returns (model_kw, train_kw, data_kw)."""
     from .defaults import resolve
+    from .inference import cluster_inference
 
-    return resolve(vars(args), args.preset)
+    model_kw, train_kw, data_kw = resolve(vars(args), args.preset)
+    # the cluster inference's fields, which pyro_gmvae.defaults does not list
+    for fields, kw in ((cluster_inference.MODEL_FIELDS, model_kw), (cluster_inference.TRAIN_FIELDS, train_kw)):
+        kw.update({k: getattr(args, k) for k in fields if getattr(args, k, None) is not None})
+    return model_kw, train_kw, data_kw
 
 
 def load_data(data_kw, device="cpu", download=False):

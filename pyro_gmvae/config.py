@@ -37,9 +37,11 @@ class ModelConfig:
     likelihood: str = "bernoulli"
     network: str = "vade"
     fixed_weights: bool = False  # uniform cluster weights, never learned (priors with a fixed_weights option)
+    # how training infers the cluster: exact, amortized, relaxed, score-function (inference/cluster_inference.py)
+    cluster_inference: str = "exact"
 
     def __post_init__(self):
-        for name in ("model", "guide", "likelihood", "network", "prior"):
+        for name in ("model", "guide", "likelihood", "network", "prior", "cluster_inference"):
             value = getattr(self, name)
             if not isinstance(value, str) and not (name == "prior" and value is None):
                 raise ConfigError(f"{name} must be a name (a string), got {value!r}; pass e.g. model='vade'")
@@ -64,6 +66,11 @@ class ModelConfig:
             if "fixed_weights" not in inspect.signature(prior_cls).parameters:
                 raise ConfigError(f"the prior {self.prior_name!r} has no fixed_weights option; use the 'mixture' "
                                   "prior (VaDE's), or drop fixed_weights / --fixed-weights")
+        from .inference.cluster_inference import CLUSTER_INFERENCE
+
+        check_component("cluster_inference", self.cluster_inference, CLUSTER_INFERENCE)
+        CLUSTER_INFERENCE[self.cluster_inference].check_prior(
+            self.prior_name, getattr(PRIORS[self.prior_name], "cluster_sites", None))
         for name in ("data_dim", "num_clusters", "latent_dim", "prior_hidden_dim"):
             check_positive(name, getattr(self, name), integer=True)
         if self.noise_dim is not None:
@@ -148,6 +155,10 @@ class TrainConfig:
     free_bits: float = 0.0
     free_bits_site: str = "cluster"
     free_bits_group: str = "site"
+    # the relaxed cluster inference's temperature: max(end, start * exp(-decay * epochs)), per step
+    temperature_start: float = 1.0
+    temperature_end: float = 0.5
+    temperature_decay: float = 0.05
     device: str = "cpu"
     compute_dtype: str = "float32"  # "bfloat16": the networks under autocast (the ELBO stays float32)
 
@@ -177,6 +188,13 @@ class TrainConfig:
             raise ConfigError(f"free-bits lambda must be >= 0 nats, got {self.free_bits!r}; use 0 to disable it")
         check_positive("free_bits", self.free_bits, strict=False)
         check_positive("seed", self.seed, strict=False, integer=True, maximum=MAX_SEED)
+        check_positive("temperature_start", self.temperature_start, maximum=1e3)
+        check_positive("temperature_end", self.temperature_end, maximum=1e3)
+        check_positive("temperature_decay", self.temperature_decay, strict=False, maximum=1e3)
+        if self.temperature_end > self.temperature_start:
+            raise ConfigError(f"temperature_end ({self.temperature_end}) is above temperature_start "
+                              f"({self.temperature_start}); the relaxation anneals downwards: pass an end at or "
+                              "below the start")
         if not isinstance(self.jit, bool):
             raise ConfigError(f"jit must be True or False, got {self.jit!r}")
         for name in ("free_bits_site", "device"):
@@ -210,9 +228,12 @@ class TrainConfig:
         """
         from .defaults import resolve
 
+        from .defaults import TRAIN_FIELDS
+
         _check_overrides(cls, overrides)
         _, train_kw, _ = resolve({**overrides, "dataset": getattr(dataset, "name", dataset)}, preset)
-        return cls(**train_kw)
+        extra = {k: v for k, v in overrides.items() if k not in TRAIN_FIELDS}  # fields defaults does not list
+        return cls(**{**train_kw, **extra})
 
 
 def _check_overrides(cls, overrides):

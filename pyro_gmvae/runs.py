@@ -651,14 +651,17 @@ def check_free_bits_objective(model, guide, train_config, x):
     """Evaluate the constrained objective once on two datapoints, so that a site/group combination the
     handler refuses (e.g. per-dimension free bits on a latent with enumerated parents) fails before any
     file is written. Leaves the random state untouched."""
-    from .inference import FreeBitsMessenger, make_elbo
+    from .inference import FreeBitsMessenger
+    from .inference.cluster_inference import make_cluster_inference
 
     if train_config.free_bits <= 0:
         return
     handler = FreeBitsMessenger(train_config.free_bits, train_config.free_bits_site, train_config.free_bits_group)
     with torch.random.fork_rng(), torch.no_grad():
         try:
-            make_elbo().loss(handler(model), guide, x[:2].to(next(iter(model.parameters())).dtype))
+            strategy = make_cluster_inference(guide)  # the objective as trained (cluster_inference)
+            strategy.make_elbo().loss(handler(strategy.model(model)), strategy.guide,
+                                      x[:2].to(next(iter(model.parameters())).dtype))
         except ConfigError as e:
             raise ConfigError(str(e).split("\n")[0]) from None
 

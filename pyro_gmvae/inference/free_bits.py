@@ -26,9 +26,11 @@ particles counts it once. Evaluate a trained model with the plain model: the han
 training device only.
 """
 
+import torch
 import torch.nn.functional as F
 
 import pyro
+import pyro.distributions as dist
 from pyro.poutine.handlers import _make_handler
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.replay_messenger import ReplayMessenger
@@ -49,6 +51,10 @@ def _depends_on(t, dim):
 def _batched_along(fn, dim):
     shape = fn.batch_shape
     return len(shape) >= -dim and shape[dim] > 1
+
+
+def _is_categorical(fn):
+    return isinstance(fn, (dist.Categorical, torch.distributions.relaxed_categorical.ExpRelaxedCategorical))
 
 
 def _logsumexp_dims(t, dims):
@@ -124,7 +130,12 @@ class FreeBitsMessenger(Messenger):
         enum_dims = {name: m["infer"]["_enumerate_dim"] for name, m in self._records.items()
                      if "_enumerate_dim" in m["infer"]}
         guide_site = self._guide_site(self.site)
-        if self.site in enum_dims:
+        if guide_site is not None and _is_categorical(guide_site["fn"]) and _is_categorical(msg["fn"]):
+            # a cluster inferred by the guide (cluster_inference other than exact): KL(q(c | x) || p(c))
+            if self.group != "site":
+                raise ConfigError("free-bits group must be 'site' for a cluster site")
+            kl = self._categorical_kl(msg, guide_site, enum_dims)
+        elif self.site in enum_dims:
             if self.group != "site":
                 raise ConfigError("free-bits group must be 'site' for an enumerated site")
             kl = self._cluster_kl(enum_dims)
@@ -152,6 +163,23 @@ class FreeBitsMessenger(Messenger):
         log_post = _logsumexp_dims(log_post, others)
         log_prior = _logsumexp_dims(prior - _logsumexp_dims(prior, all_dims), others)
         return (log_post.exp() * (log_post - log_prior)).sum(target, keepdim=True)[..., None]
+
+    def _categorical_kl(self, msg, guide_site, enum_dims):
+        """``KL(q(c | x) || p(c))`` in closed form from the logits of guide and model (their relaxed
+        counterparts have the same logits); enumerated parents of ``c`` in the model are summed out."""
+        log_q = guide_site["fn"].logits.log_softmax(-1)
+        log_p = msg["fn"].logits.log_softmax(-1)
+        parents = [name for name in enum_dims if name != self.site and name not in self._guide_names()]
+        if parents:  # log p(c) = log sum_parents p(parents) p(c | parents), every c on the last dim
+            log_p = log_p + sum(self._log_prob(self._records[name]) for name in parents)[..., None]
+            log_p = _logsumexp_dims(log_p, [enum_dims[name] - 1 for name in parents])
+        return (log_q.exp() * (log_q - log_p)).sum(-1, keepdim=True)
+
+    def _guide_names(self):
+        for frame in reversed(_PYRO_STACK):
+            if isinstance(frame, ReplayMessenger) and frame.trace is not None:
+                return set(frame.trace.nodes)
+        return set()
 
     def _guided_kl(self, msg, guide_site, enum_dims):
         q, p, value = guide_site["fn"], msg["fn"], msg["value"]

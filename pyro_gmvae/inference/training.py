@@ -22,6 +22,7 @@ from ..evaluation.metrics import (active_clusters, cluster_information, clusteri
                                   used_clusters)
 from ..evaluation.responsibilities import cluster_marginals
 from .elbo import make_elbo
+from .cluster_inference import make_cluster_inference
 from .free_bits import FreeBitsMessenger
 
 COLLAPSE_THRESHOLD = 0.01
@@ -86,16 +87,19 @@ class Trainer:
         self.epoch = 0
         self.pretrain_report = None
         self.free_bits = None
-        train_model = model
+        # how the cluster is inferred (inference/cluster_inference.py): the model, guide and ELBO as trained
+        self.cluster_inference = make_cluster_inference(guide, config)
+        train_model = self.cluster_inference.model(model)
         if config.free_bits > 0:
             self.free_bits = FreeBitsMessenger(config.free_bits, config.free_bits_site, config.free_bits_group)
-            train_model = self.free_bits(model)
+            train_model = self.free_bits(train_model)
         self.optim = pyro.optim.LambdaLR({
             "optimizer": torch.optim.Adam,
             "optim_args": {"lr": config.lr, "eps": config.adam_eps},
             "lr_lambda": step_decay(config),
         })
-        self.svi = SVI(train_model, guide, self.optim, make_elbo(config.num_particles, config.jit))
+        self.svi = SVI(train_model, self.cluster_inference.guide, self.optim,
+                       self.cluster_inference.make_elbo(config.num_particles, config.jit))
         self._train_model = train_model
         self._started = False
 
@@ -195,6 +199,7 @@ class Trainer:
         total, kl_sum, correction, steps = 0.0, 0.0, 0.0, 0
         for step, start in enumerate(range(0, n, bs)):
             xb = x[perm[start:start + bs]]
+            self.cluster_inference.at_epoch(self.epoch + start / n)  # schedules (the relaxed temperature)
             loss = self.svi.step(xb)
             if self._bar is not None:  # per step: an MNIST epoch takes minutes on a CPU
                 self._bar.update(1)
@@ -222,11 +227,11 @@ class Trainer:
     def _measure_free_bits(self, x, perm, max_batches=10):
         """``(KL, correction per datapoint)`` of the constrained term, measured after the epoch outside
         the JIT on up to ``max_batches`` minibatches, without touching the random state of training."""
-        elbo, bs, kls, corrections, count = make_elbo(), self.config.batch_size, [], 0.0, 0
+        elbo, bs, kls, corrections, count = self.cluster_inference.make_elbo(), self.config.batch_size, [], 0.0, 0
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             for start in range(0, min(x.shape[0], max_batches * bs), bs):
                 xb = x[perm[start:start + bs]]
-                elbo.loss(self._train_model, self.guide, xb)
+                elbo.loss(self._train_model, self.svi.guide, xb)
                 kls.append(float(self.free_bits.kl))
                 corrections += float(self.free_bits.correction)
                 count += xb.shape[0]

@@ -51,7 +51,7 @@ def build_prior(config):
 def build(config):
     """``(model, guide)`` for a :class:`~pyro_gmvae.config.ModelConfig`, on the CPU in the default dtype."""
     from ..config import ModelConfig
-    from ..inference.amortized import AmortizedGuide
+    from ..inference.cluster_inference import build_guide
     from ..nn import build_decoder_net, build_encoder_net
 
     if not isinstance(config, ModelConfig):
@@ -61,7 +61,8 @@ def build(config):
     decoder = Decoder(build_decoder_net(config.network, config.latent_dim, config.data_dim),
                       config.data_dim, config.likelihood)
     model = ClusterModel(prior, decoder)
-    guide = AmortizedGuide(build_encoder_net(config.network, config.data_dim), prior.guide_sites, config.guide)
+    # exact: the plain amortized guide; the other cluster inference strategies add q(c | x)
+    guide = build_guide(config, prior, build_encoder_net(config.network, config.data_dim))
     return model, guide
 
 

@@ -41,6 +41,23 @@ def positive(raw, min_scale=MIN_SCALE):
     return F.softplus(raw) + min_scale
 
 
+def select(table, cluster):
+    """The rows of ``table`` (``(..., K, d)``, one per cluster) that ``cluster`` picks.
+
+    ``cluster`` is an integer index (enumerated or sampled), or a *relaxed* cluster: the log of weights
+    on the simplex, ``(..., K)``, as the ``relaxed`` cluster inference samples it (an
+    ``ExpRelaxedCategorical`` value, see :mod:`pyro_gmvae.inference.cluster_inference`); the rows are then
+    mixed with those weights, so that a one-hot weight picks one row.
+
+    >>> table = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    >>> select(table, torch.tensor(1)).tolist(), select(table, torch.tensor([0.5, 0.5]).log()).tolist()
+    ([2.0, 3.0], [1.0, 2.0])
+    """
+    if cluster.is_floating_point():
+        return (cluster.exp().unsqueeze(-1) * table).sum(-2)
+    return Vindex(table)[..., cluster, :]
+
+
 class StandardNormalPrior(PyroModule):
     """The plain VAE prior: ``z ~ N(0, I)``. No cluster variable."""
 
@@ -74,7 +91,7 @@ class GaussianComponents:
         return positive(self.scale_raw)
 
     def z_dist(self, cluster):
-        return dist.Normal(self.loc[cluster], self.scale[cluster]).to_event(1)
+        return dist.Normal(select(self.loc, cluster), select(self.scale, cluster)).to_event(1)
 
     @torch.no_grad()
     def _set_components(self, means, scales):
@@ -177,7 +194,7 @@ class ConditionalMixturePrior(PyroModule):
 
     def z_dist(self, cluster, w):
         loc, scale = self.components(w)
-        return dist.Normal(Vindex(loc)[..., cluster, :], Vindex(scale)[..., cluster, :]).to_event(1)
+        return dist.Normal(select(loc, cluster), select(scale, cluster)).to_event(1)
 
     @torch.no_grad()
     def init_from_gmm(self, weights, means, scales):
