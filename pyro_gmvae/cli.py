@@ -160,6 +160,11 @@ def build_parser():
                         "only --epochs and --device may change")
     t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--devices", type=int, metavar="N",
+                   help="train data-parallel in N processes on this machine (DistributedDataParallel started "
+                        "with torchrun: N GPUs with --device cuda, N CPU processes otherwise); the results are "
+                        "those of one process up to float rounding and Monte Carlo noise (default 1). Under "
+                        "torchrun, leave it out")
 
     e = sub.add_parser("evaluate", help="ELBO, importance-weighted log-likelihood with PSIS diagnostics, "
                                         "clustering scores; prints JSON and writes RUN_DIR/eval.json",
@@ -259,9 +264,18 @@ def load_data(data_kw, device="cpu", download=False):
 
 
 def cmd_train(args):
+    from .inference.distributed import process_group
+
     out = _run_dir(args)
+    if args.devices is not None:
+        code = _launch(args)
+        if code is not None:
+            return code
     try:
-        return _train(args, out)
+        with process_group(_train_device(args, out)) as world:
+            if not world.is_main:  # rank 0 reports; the others train quietly
+                args.no_progress = True
+            return _train(args, out, world)
     except KeyboardInterrupt:
         from .runs import _sigint_ignored
 
@@ -314,7 +328,45 @@ def _report_interrupt(out):
         print("\ninterrupted before training started; nothing was written", file=sys.stderr)
 
 
-def _train(args, out):
+def _launch(args):
+    """``--devices N``: start N processes with torchrun (returns their exit status), or None to train here."""
+    import os
+
+    from .errors import ConfigError, check_positive
+    from .inference.distributed import launch, launched_by_torchrun
+
+    check_positive("--devices", args.devices, integer=True)
+    if launched_by_torchrun():
+        if args.devices != int(os.environ["WORLD_SIZE"]):
+            raise ConfigError(f"--devices {args.devices} but torchrun started {os.environ['WORLD_SIZE']} processes; "
+                              "leave --devices out under torchrun (its --nproc-per-node and --nnodes decide)")
+        return None
+    if args.devices == 1:
+        return None
+    argv, skip = [], False
+    for arg in args.argv:
+        if skip:
+            skip = False
+        elif arg == "--devices":
+            skip = True
+        elif not arg.startswith("--devices="):
+            argv.append(arg)
+    return launch(args.devices, argv)
+
+
+def _train_device(args, out):
+    """The device of the run about to train, for the process group's backend (nccl on cuda, else gloo)."""
+    if args.device is not None:
+        return args.device
+    if args.resume is not None:
+        try:
+            return json.loads((out / "config.json").read_text())["train"].get("device", "cpu")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return "cpu"  # read_config reports a bad file later, with its fix
+    return "cpu"
+
+
+def _train(args, out, world=None):
     from .config import ModelConfig, TrainConfig
     from .runs import check_device, read_config, train_run
 
@@ -349,6 +401,8 @@ def _train(args, out):
                         progress=not args.no_progress)
     from .runs import read_metrics
 
+    if world is not None and not world.is_main:
+        return 0
     last = read_metrics(out)[-1:] or [{}]
     print(json.dumps({"run_dir": str(out), "epoch": trainer.epoch, **last[0]}))
     _next_steps(out)
@@ -480,6 +534,7 @@ def main(argv=None):
         return 2
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv  # train --devices N starts the same command in N processes
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "plot": cmd_plot,
                "predict": cmd_predict}[args.command]
     try:

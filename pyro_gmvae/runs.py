@@ -656,8 +656,10 @@ def check_free_bits_objective(model, guide, train_config, x):
 
     if train_config.free_bits <= 0:
         return
+    from .inference.local_params import LocalParams
+
     handler = FreeBitsMessenger(train_config.free_bits, train_config.free_bits_site, train_config.free_bits_group)
-    with torch.random.fork_rng(), torch.no_grad():
+    with torch.random.fork_rng(), torch.no_grad(), LocalParams():  # the user's param store stays as it was
         try:
             strategy = make_cluster_inference(guide)  # the objective as trained (cluster_inference)
             strategy.make_elbo().loss(handler(strategy.model(model)), strategy.guide,
@@ -680,7 +682,7 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     from .config import ModelConfig, TrainConfig
     from .data import Dataset
     from .errors import DataError
-    from .inference.training import Trainer
+    from .inference.training import Trainer, check_world_size
     from .models import MODELS, build
 
     out = Path(out)
@@ -709,6 +711,7 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
         state = load_checkpoint(out)
         check_training_state(state, out)
         check_compatible(state, model, guide, out)
+        check_world_size(state, trainer.world)
         if train_config.epochs < state["epoch"]:
             raise ConfigError(f"{out} is already at epoch {state['epoch']}, past --epochs {train_config.epochs}; "
                               f"pass --epochs {state['epoch']} or more")
@@ -720,7 +723,10 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     if state is None:  # a new run (or one started over) records what it trains on
         data_spec = {**(data_spec or {"dataset": dataset.name}), "fingerprint": data_fingerprint(dataset)}
 
-    # -- from here on, files are written, by the folder's owner only -----------------------------------
+    # -- from here on, files are written, by the folder's owner only: rank 0 under torchrun -------------
+    trainer.world.barrier()  # every rank has checked the folder before rank 0 writes into it
+    if not trainer.world.is_main:
+        return _follow_run(trainer, dataset, state=state, pre_state=pre_state, pretrained=pretrained)
     with RunFolder(out, resume=resume, overwrite=overwrite, log=log) as folder:
         return _write_run(folder, model_config, train_config, dataset, trainer=trainer, model=model, guide=guide,
                           state=state, restart=restart, overwrite=overwrite, pre_state=pre_state,
@@ -756,7 +762,8 @@ def _write_run(folder, model_config, train_config, dataset, *, trainer, model, g
             trainer.pretrain_report = dict(pre_state.get("pretrain_report") or {}, pretrained_from=str(pretrained))
             atomic_write_bytes(out / PRETRAINED, lambda f: torch.save({"format": FORMAT, **pre_state}, f))
         elif trainer.pretrain_epochs:
-            trainer.pretrain(dataset)
+            with trainer.local_params:
+                trainer.pretrain(dataset)
             atomic_write_bytes(out / PRETRAINED, lambda f: torch.save(
                 {"format": FORMAT, "model": model.state_dict(), "guide": guide.state_dict(),
                  "pretrain_report": trainer.pretrain_report}, f))
@@ -771,6 +778,24 @@ def _write_run(folder, model_config, train_config, dataset, *, trainer, model, g
 
     trainer.fit(dataset, on_epoch_end=on_epoch_end)
     folder.checkpointed()
+    return trainer
+
+
+def _follow_run(trainer, dataset, *, state, pre_state, pretrained):
+    """What a rank other than 0 does in :func:`train_run`: the same computation, without files. Its
+    collective calls (the checkpoint's gather of random states, the epoch's loss) match rank 0's."""
+    if state is not None:
+        trainer.load_state_dict(state)
+    else:
+        if pre_state is not None:
+            trainer.model.load_state_dict(pre_state["model"])
+            trainer.guide.load_state_dict(pre_state["guide"])
+            trainer.pretrain_report = dict(pre_state.get("pretrain_report") or {}, pretrained_from=str(pretrained))
+        elif trainer.pretrain_epochs:
+            with trainer.local_params:
+                trainer.pretrain(dataset)
+        trainer.state_dict()  # rank 0's first checkpoint
+    trainer.fit(dataset, on_epoch_end=lambda tr, row: tr.state_dict())
     return trainer
 
 

@@ -23,6 +23,7 @@ LISTED = [
     "06-hierarchical-variant.md",
     "07-gpu-and-performance.md",
     "08-reproducing-the-papers.md",
+    "09-distributed-training.md",
 ]
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 

@@ -175,3 +175,41 @@ def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
     state = assert_intact(out)
     assert state["epoch"] >= 1
     assert "Traceback" not in stderr
+
+
+def test_checkpoint_with_pyro_optim_state_resumes():
+    """A checkpoint written before the torch optimiser (issue 12) holds pyro.optim's get_state(): one Adam
+    and one LambdaLR per parameter, keyed by Pyro's names. It loads into the one torch Adam, moments and
+    learning rate intact, and training goes on; a state that names other parameters is refused."""
+    from pyro.infer import SVI
+
+    from pyro_gmvae import ModelConfig, TrainConfig, Trainer, build, from_tensor, make_elbo
+    from pyro_gmvae.errors import CheckpointError
+    from pyro_gmvae.inference.training import step_decay
+
+    train = TrainConfig(epochs=2, batch_size=10, pretrain_epochs=0, lr_decay=0.5, lr_decay_every=1)
+    x = torch.rand(20, 6)
+    model, guide = build(ModelConfig(data_dim=6, num_clusters=2, latent_dim=2, network="toy"))
+    optim = pyro.optim.LambdaLR({"optimizer": torch.optim.Adam, "optim_args": {"lr": train.lr, "eps": train.adam_eps},
+                                 "lr_lambda": step_decay(train)})
+    svi = SVI(model, guide, optim, make_elbo())
+    for _ in range(2):
+        svi.step(x)
+    optim.step()  # the schedule, at the end of epoch 1
+    old = {k.replace("$$$", "."): v for k, v in optim.get_state().items()}
+    trainer = Trainer(model, guide, train, progress=False)
+    state = {**trainer.state_dict(), "epoch": 1, "optim": optim.get_state()}
+    del state["world_size"]  # as old checkpoints: no such key
+    trainer.load_state_dict(state)
+    named = [(n, p) for m in (model, guide) for n, p in m.named_parameters()]
+    assert {n for n, _ in named} == set(old)
+    for name, p in named:
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(trainer.optim.state[p][key], old[name]["optimizer"]["state"][0][key]), name
+    assert trainer._lr() == train.lr * 0.5
+    assert [row["epoch"] for row in trainer.fit(from_tensor(x))] == [2]
+
+    foreign = {"encoder$$$nope.weight": old[named[0][0]]}
+    with pytest.raises(CheckpointError, match="optimiser state of the checkpoint cannot be read: it names "
+                                              "parameters this model does not have"):
+        Trainer(model, guide, train, progress=False).load_state_dict({**state, "optim": foreign})

@@ -38,7 +38,7 @@ from pyro.poutine.runtime import _PYRO_STACK
 from pyro.poutine.util import site_is_subsample
 
 from ..errors import ConfigError
-from ..sites import CLUSTER
+from ..sites import CLUSTER, DATA_PLATE
 
 PENALTY_SITE = "_free_bits_penalty"
 _PARTICLE_PLATE = "num_particles_vectorized"
@@ -88,6 +88,9 @@ class FreeBitsMessenger(Messenger):
         self.group = group
         self.kl = None
         self.correction = None
+        #: ``(kl_sum, count) -> (mean, total count)`` over the global batch of data-parallel training
+        #: (:func:`pyro_gmvae.inference.distributed.global_mean`); None: the minibatch is the batch.
+        self.reduce = None
 
     def __enter__(self):
         self._records = {}
@@ -213,9 +216,13 @@ class FreeBitsMessenger(Messenger):
             if frame.name == _PARTICLE_PLATE:
                 particle = frame
                 continue
+            size = frame.size
             if kl.dim() >= 1 - frame.dim:
-                kl = kl.mean(frame.dim - 1, keepdim=True)
-            num_data *= frame.size
+                if self.reduce is not None and frame.name == DATA_PLATE:
+                    kl, size = self.reduce(kl.sum(frame.dim - 1, keepdim=True), frame.size)
+                else:
+                    kl = kl.mean(frame.dim - 1, keepdim=True)
+            num_data *= size
         self.kl = kl.detach().sum(-1).mean()
         penalty = (-num_data * F.relu(self.lam - kl).sum(-1)).reshape(-1)
         self.correction = -penalty.detach().mean()  # nats the constraint adds to the loss (mean over particles)

@@ -13,17 +13,18 @@ import warnings
 
 import numpy as np
 import pyro
-import pyro.optim
 import torch
-from pyro.infer import SVI
+from pyro.infer.elbo import ELBOModule
 
-from ..errors import TrainingError
+from ..errors import CheckpointError, ConfigError, TrainingError
 from ..evaluation.metrics import (active_clusters, cluster_information, clustering_scores, most_confident_accuracy,
                                   used_clusters)
 from ..evaluation.responsibilities import cluster_marginals
+from .distributed import World, check_shards, global_mean, wrap
 from .elbo import make_elbo
 from .cluster_inference import make_cluster_inference
 from .free_bits import FreeBitsMessenger
+from .local_params import LocalParams
 
 COLLAPSE_THRESHOLD = 0.01
 
@@ -36,6 +37,59 @@ def step_decay(config):
         return max(config.lr_decay ** (epoch // config.lr_decay_every), floor)
 
     return factor
+
+
+#: The optimiser state of a checkpoint: ``torch.optim.Adam`` and ``LambdaLR`` state dicts.
+OPTIM_FORMAT = "torch-adam-lambdalr-1"
+
+
+def check_world_size(state, world):
+    """Raise :class:`CheckpointError` unless the checkpoint was written by as many processes as train now
+    (each rank's random state travels in it)."""
+    saved = state.get("world_size", 1)
+    if saved != world.size:
+        raise CheckpointError(f"the checkpoint was written by a run on {saved} process(es) but {world.size} train now; "
+                              f"resume it with {saved} (pyro-gmvae train --devices {saved} --resume ..., or torchrun "
+                              f"--nproc-per-node {saved}), so that every process's random state continues")
+
+
+def pyro_optim_state_to_torch(old, model, guide):
+    """A checkpoint's optimiser state written by ``pyro.optim.LambdaLR.get_state()`` (one Adam per parameter,
+    keyed by Pyro's parameter name such as ``decoder.net$$$0.weight``) as the state dicts of one
+    ``torch.optim.Adam`` over ``model`` then ``guide`` parameters and its ``LambdaLR``."""
+    problem = "it is not a dict of per-parameter optimiser states"
+    if isinstance(old, dict) and old and all(isinstance(v, dict) and {"optimizer", "scheduler"} <= set(v)
+                                             for v in old.values()):
+        names = [n for m in (model, guide) for n, _ in m.named_parameters()]
+        by_name = {k.replace("$$$", "."): v for k, v in old.items()}
+        unknown = sorted(set(by_name) - set(names))
+        if not unknown:
+            first = next(iter(by_name.values()))
+            group = dict(first["optimizer"]["param_groups"][0], params=list(range(len(names))))
+            per_param = {i: by_name[n]["optimizer"]["state"][0] for i, n in enumerate(names)
+                         if n in by_name and by_name[n]["optimizer"]["state"]}
+            return {"optimizer": {"state": per_param, "param_groups": [group]}, "scheduler": first["scheduler"]}
+        problem = f"it names parameters this model does not have ({', '.join(unknown[:3])})"
+    raise CheckpointError(f"the optimiser state of the checkpoint cannot be read: {problem}; resume from a "
+                          "checkpoint that pyro-gmvae train wrote for this configuration, or start over with "
+                          "--overwrite")
+
+
+class Objective(ELBOModule):
+    """Pyro's :class:`~pyro.infer.elbo.ELBOModule` of ``model`` and ``guide`` (their parameters are its
+    parameters), whose loss is that of ``train_model``: the model under the free-bits handler, if any.
+
+    ``scale`` multiplies the loss: the number of data-parallel processes, whose gradients DDP averages
+    while the ELBO is a sum over the data (see :mod:`pyro_gmvae.inference.distributed`)."""
+
+    def __init__(self, model, guide, elbo, train_model=None, scale=1):
+        super().__init__(model, guide, elbo)
+        self.train_model = model if train_model is None else train_model
+        self.scale = scale
+
+    def forward(self, x):
+        loss = self.elbo.differentiable_loss(self.train_model, self.guide, x)
+        return loss if self.scale == 1 else loss * self.scale
 
 
 def rng_state():
@@ -69,10 +123,13 @@ class Trainer:
 
     def __init__(self, model, guide, config, *, pretrain_epochs=0, progress=True):
         self.model, self.guide, self.config = model, guide, config
-        # PyroModules register their parameters by name in Pyro's global param store, and SVI hands
-        # the *stored* tensors to the optimiser: an entry left by an earlier model of the same names
-        # would take every update while this model stayed frozen. The trainer owns the store.
-        pyro.clear_param_store()
+        # PyroModules look their parameters up by name in Pyro's param store: the trainer keeps its own
+        # store (module-local parameters), so an earlier model of the same names cannot take the updates.
+        self.local_params = LocalParams()
+        self.world = World.current()
+        if self.world.distributed and config.jit and config.free_bits > 0:
+            raise ConfigError("free bits under data-parallel training all-reduce the KL inside the objective, "
+                              "which JitTraceEnum_ELBO cannot trace; drop --jit, or train in one process")
         self.device = torch.device(config.device)
         self.model.to(self.device)
         self.guide.to(self.device)
@@ -92,14 +149,18 @@ class Trainer:
         train_model = self.cluster_inference.model(model)
         if config.free_bits > 0:
             self.free_bits = FreeBitsMessenger(config.free_bits, config.free_bits_site, config.free_bits_group)
+            if self.world.distributed:  # the constraint is on the global batch's mean KL
+                self.free_bits.reduce = global_mean(self.world)
             train_model = self.free_bits(train_model)
-        self.optim = pyro.optim.LambdaLR({
-            "optimizer": torch.optim.Adam,
-            "optim_args": {"lr": config.lr, "eps": config.adam_eps},
-            "lr_lambda": step_decay(config),
-        })
-        self.svi = SVI(train_model, self.cluster_inference.guide, self.optim,
-                       self.cluster_inference.make_elbo(config.num_particles, config.jit))
+        # The objective as a module (Pyro's ELBOModule) and a plain torch optimiser, as Pyro's Lightning
+        # example; DDP wraps the objective when torchrun started several processes (see fit).
+        self.objective = Objective(model, self.cluster_inference.guide,
+                                   self.cluster_inference.make_elbo(config.num_particles, config.jit), train_model,
+                                   scale=self.world.size)
+        self.params = [p for m in (model, guide) for p in m.parameters()]
+        self.optim = torch.optim.Adam(self.params, lr=config.lr, eps=config.adam_eps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optim, step_decay(config))
+        self._step_fn = self.objective
         self._train_model = train_model
         self._started = False
 
@@ -114,20 +175,32 @@ class Trainer:
         return torch.randperm(n, generator=g).to(self.device)
 
     def state_dict(self):
-        return {
+        """The training state; with several processes, a collective call (every rank's random state)."""
+        rngs = self.world.gather(rng_state())
+        state = {
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "guide": self.guide.state_dict(),
-            "optim": self.optim.get_state(),
-            "rng": rng_state(),
+            "optim": {"format": OPTIM_FORMAT, "optimizer": self.optim.state_dict(),
+                      "scheduler": self.scheduler.state_dict()},
+            "rng": rngs[0],
+            "world_size": self.world.size,
             "pretrain_report": self.pretrain_report,
         }
+        if self.world.distributed:
+            state["rng_ranks"] = rngs
+        return state
 
     def load_state_dict(self, state):
+        check_world_size(state, self.world)
         self.model.load_state_dict(state["model"])
         self.guide.load_state_dict(state["guide"])
-        self.optim.set_state(state["optim"])
-        set_rng_state(state["rng"])
+        optim = state["optim"]
+        if optim.get("format") != OPTIM_FORMAT:  # written by pyro.optim (pyro-gmvae before issue 12)
+            optim = pyro_optim_state_to_torch(optim, self.model, self.guide)
+        self.optim.load_state_dict(optim["optimizer"])
+        self.scheduler.load_state_dict(optim["scheduler"])
+        set_rng_state(state["rng_ranks"][self.world.rank] if self.world.distributed else state["rng"])
         self.epoch = state["epoch"]
         self.pretrain_report = state.get("pretrain_report")
         self._started = True
@@ -196,11 +269,12 @@ class Trainer:
         free bits, ``(KL, correction per datapoint)`` of the constrained term (else ``None``)."""
         n, bs = x.shape[0], self.config.batch_size
         perm = self._permutation(n, self.epoch)
+        world = self.world
         total, kl_sum, correction, steps = 0.0, 0.0, 0.0, 0
         for step, start in enumerate(range(0, n, bs)):
-            xb = x[perm[start:start + bs]]
+            xb = x[world.shard(perm[start:start + bs])]  # one process: the whole minibatch
             self.cluster_inference.at_epoch(self.epoch + start / n)  # schedules (the relaxed temperature)
-            loss = self.svi.step(xb)
+            loss = self._step(xb)
             if self._bar is not None:  # per step: an MNIST epoch takes minutes on a CPU
                 self._bar.update(1)
                 self._bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss / xb.shape[0]:.4g}", refresh=False)
@@ -212,16 +286,28 @@ class Trainer:
             if self.free_bits is not None and not self.config.jit:
                 kl_sum += float(self.free_bits.kl)
                 correction += float(self.free_bits.correction)
+                if not world.is_main:  # every rank's loss holds the global batch's correction: count it once
+                    total -= float(self.free_bits.correction)
                 steps += 1
+        if world.distributed:  # the loss of the whole epoch, over all ranks
+            total = float(world.sum(torch.tensor([total], dtype=torch.float64)))
         self._check_finite_params(step)
         self.epoch_lr = self._lr()
-        self.optim.step()  # the learning-rate schedule, per epoch
+        self.scheduler.step()  # the learning-rate schedule, per epoch
         self.epoch += 1
         if self.free_bits is None:
             return total / n, None
         if self.config.jit:  # the handler's Python ran only while tracing: measure outside the JIT
             return total / n, self._measure_free_bits(x, perm)
         return total / n, (kl_sum / steps, correction / n)
+
+    def _step(self, xb):
+        """One step of Adam on this process's shard ``xb`` of a minibatch; returns the shard's loss."""
+        loss = self._step_fn(xb)
+        loss.backward()  # under DDP: the gradients are averaged over ranks here
+        self.optim.step()
+        self.optim.zero_grad(set_to_none=True)
+        return loss.item() / self.world.size
 
     @torch.no_grad()
     def _measure_free_bits(self, x, perm, max_batches=10):
@@ -231,7 +317,7 @@ class Trainer:
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             for start in range(0, min(x.shape[0], max_batches * bs), bs):
                 xb = x[perm[start:start + bs]]
-                elbo.loss(self._train_model, self.svi.guide, xb)
+                elbo.loss(self._train_model, self.objective.guide, xb)
                 kls.append(float(self.free_bits.kl))
                 corrections += float(self.free_bits.correction)
                 count += xb.shape[0]
@@ -265,6 +351,7 @@ class Trainer:
         if data.num_datapoints < self.model.num_clusters:
             raise DataError(f"{data.num_datapoints} datapoints cannot fill {self.model.num_clusters} clusters; "
                             "use fewer clusters or more data")
+        check_shards(self.world, data.num_datapoints, self.config.batch_size)
 
     def _on_device(self, data):
         """``data`` with ``x`` on the training device and in the parameters' dtype (float64 data meets
@@ -278,6 +365,10 @@ class Trainer:
 
     def evaluate(self, data):
         """Metrics of the current model on ``data``: active clusters and, with labels, acc/NMI/ARI."""
+        with self.local_params:
+            return self._evaluate(data)
+
+    def _evaluate(self, data):
         out = {}
         if not self.model.cluster_sites:
             return out
@@ -295,22 +386,32 @@ class Trainer:
     def fit(self, data, *, on_epoch_end=None):
         """Pretrain (first call, if asked) and train until ``config.epochs``; returns the history.
 
-        ``on_epoch_end(trainer, row)`` is called after each epoch (checkpointing lives there)."""
+        ``on_epoch_end(trainer, row)`` is called after each epoch (checkpointing lives there). Under
+        torchrun every process calls ``fit``; the rows hold the clustering scores on rank 0 only."""
+        with self.local_params:
+            return self._fit(data, on_epoch_end)
+
+    def _fit(self, data, on_epoch_end):
         self.check_data(data)
         data = self._on_device(data)
         self._start()
         if self.epoch == 0 and self.pretrain_epochs and self.pretrain_report is None:
-            self.pretrain(data)
+            self.pretrain(data)  # every rank: the same seeded computation, no communication
         # SVI accumulates into .grad: a gradient left by pretraining (or by the caller) would leak into
         # the first step, and a run resumed from its first checkpoint would not have it.
         for module in (self.model, self.guide):
             for p in module.parameters():
                 p.grad = None
+        if self.world.distributed and self._step_fn is self.objective:
+            self._step_fn = wrap(self.objective, self.world, self.device)
+        if self.epoch == 0 and not self.world.is_main:  # each rank its own stream of Monte Carlo noise
+            torch.manual_seed(self.world.rank_seed(self.config.seed))
         history = []
         steps = math.ceil(data.num_datapoints / self.config.batch_size)
         if self.epoch < self.config.epochs:
             self._say(f"training: epochs {self.epoch + 1} to {self.config.epochs}, {steps} steps each")
-        bar = self._bar = _progress(self.config.epochs * steps, self.epoch * steps, self.progress)
+        bar = self._bar = _progress(self.config.epochs * steps, self.epoch * steps,
+                                    self.progress and self.world.is_main)
         try:
             while self.epoch < self.config.epochs:
                 t0 = time.perf_counter()
@@ -319,9 +420,11 @@ class Trainer:
                 if constraint is not None:  # elbo without the constraint; objective is what was optimised
                     kl, correction = constraint
                     row.update(elbo=-loss + correction, objective=-loss, free_bits_kl=kl)
-                row.update(self.evaluate(data))
+                if self.world.is_main:
+                    row.update(self.evaluate(data))
                 row["seconds"] = time.perf_counter() - t0
-                self._warn_collapse(row)
+                if self.world.is_main:
+                    self._warn_collapse(row)
                 history.append(row)
                 if on_epoch_end is not None:
                     on_epoch_end(self, row)
@@ -335,13 +438,11 @@ class Trainer:
 
     def _say(self, message):
         """A line per phase (pretraining, GMM fit, training) on stderr, with the progress bars."""
-        if self.progress:
+        if self.progress and self.world.is_main:
             print(f"pyro-gmvae: {message}", file=sys.stderr, flush=True)
 
     def _lr(self):
-        for sched in self.optim.optim_objs.values():
-            return sched.get_last_lr()[0]
-        return self.config.lr
+        return self.scheduler.get_last_lr()[0]
 
     def _warn_collapse(self, row):
         k = self.model.num_clusters
