@@ -14,8 +14,11 @@ computation.
 
 Variants of a step (all on the same ``model``/``guide``):
 
-- ``pyro``: ``SVI(model, guide, pyro.optim.Adam({"lr": 2e-3}), make_elbo()).step(x)``, as the library trains.
+- ``pyro``: the library's step since issue 12: ``loss = make_elbo()(model, guide)(x)`` (Pyro's ``ELBOModule``),
+  ``loss.backward()``, one ``torch.optim.Adam`` over all parameters.
 - ``pyro_jit``: the same with ``make_elbo(jit=True)`` (``JitTraceEnum_ELBO``), warmed up before timing.
+- ``pyro_svi`` / ``pyro_svi_jit`` (context): ``SVI(model, guide, pyro.optim.Adam({"lr": 2e-3}), make_elbo()).step(x)``,
+  as the library trained before issue 12.
 - ``hand``: the loss written with torch ops, ``loss.backward()``, one ``torch.optim.Adam`` over all parameters.
 - diagnostics (``--diagnostics``, on by default), which split the Pyro overhead:
   ``pyro_elbo_torch_adam``: ``make_elbo().loss_and_grads(model, guide, x)`` (what ``SVI.step`` calls) and
@@ -55,6 +58,7 @@ TABLE = "Speed"
 TARGETS = {  # row kind -> (target ratio, what is compared)
     "paper": 1.10,
     "tiny": 1.5,
+    "tiny_jit": 1.3,
     "k_scaling": 1.2,
 }
 
@@ -190,6 +194,21 @@ class Case:
                 return svi.step(x)
         return step
 
+    def library_step(self, jit=False):
+        """As the library's Trainer steps: Pyro's ``ELBOModule`` of ``TraceEnum_ELBO`` (or its JIT), the loss's
+        ``backward()``, one ``torch.optim.Adam`` over all parameters."""
+        loss_fn = make_elbo(jit=jit)(self.model, self.guide)
+        optim = torch.optim.Adam(self.params, lr=LR)
+        x = self.x
+
+        def step():
+            loss = loss_fn(x)
+            loss.backward()
+            optim.step()
+            optim.zero_grad(set_to_none=True)
+            return loss.item()
+        return step
+
     def pyro_elbo_torch_adam_step(self):
         """``SVI.step`` without ``SVI``: the same ``loss_and_grads``, then one ``torch.optim.Adam`` over all
         parameters instead of ``pyro.optim``'s one optimizer per parameter tensor."""
@@ -319,9 +338,12 @@ def main(argv=None):
 
     blocks = []
     for key, case in cases.items():
-        fns = {"pyro": case.pyro_step(), "hand": case.hand_step()}
+        fns = {"pyro": case.library_step(), "hand": case.hand_step()}
         if key in ("paper", "tiny", "gmvae_paper", "gmvae_tiny"):
-            fns["pyro_jit"] = case.pyro_step(jit=True)
+            fns["pyro_jit"] = case.library_step(jit=True)
+        if key in ("paper", "tiny"):
+            fns["pyro_svi"] = case.pyro_step()
+            fns["pyro_svi_jit"] = case.pyro_step(jit=True)
         if diagnostics and key in ("paper", "tiny"):
             fns["pyro_elbo_torch_adam"] = case.pyro_elbo_torch_adam_step()
             fns["hand_per_param_adam"] = case.hand_step(per_param_adam=True)
@@ -362,25 +384,31 @@ def main(argv=None):
         r.update(extra)
         rows.append(r)
 
-    row("VaDE step, paper nets: Pyro SVI / hand-written", "paper:pyro", "paper:hand", "paper")
-    row("VaDE step, paper nets: Pyro SVI JIT / hand-written", "paper:pyro_jit", "paper:hand", "paper")
-    row("VaDE step, tiny nets: Pyro SVI / hand-written", "tiny:pyro", "tiny:hand", "tiny")
-    row("VaDE step, tiny nets: Pyro SVI JIT / hand-written", "tiny:pyro_jit", "tiny:hand", "tiny")
+    row("VaDE step, paper nets: Pyro ELBOModule + torch Adam / hand-written", "paper:pyro", "paper:hand", "paper")
+    row("VaDE step, paper nets: Pyro ELBOModule JIT + torch Adam / hand-written", "paper:pyro_jit", "paper:hand",
+        "paper")
+    row("VaDE step, tiny nets: Pyro ELBOModule + torch Adam / hand-written", "tiny:pyro", "tiny:hand", "tiny")
+    row("VaDE step, tiny nets: Pyro ELBOModule JIT + torch Adam / hand-written", "tiny:pyro_jit", "tiny:hand",
+        "tiny_jit")
+    row("(context) VaDE step, paper nets: Pyro SVI + pyro.optim (before issue 12) / hand-written", "paper:pyro_svi",
+        "paper:hand")
+    row("(context) VaDE step, tiny nets: Pyro SVI + pyro.optim JIT (before issue 12) / hand-written",
+        "tiny:pyro_svi_jit", "tiny:hand")
     row("VaDE Pyro step, paper nets: K=30 / K=10", "paper_k30:pyro", "paper:pyro")
     row("VaDE Pyro step, paper nets: K=100 / K=10", "paper_k100:pyro", "paper:pyro", "k_scaling")
     row("(context) VaDE hand-written step, paper nets: K=100 / K=10", "paper_k100:hand", "paper:hand")
-    row("(context) VaDE step, paper nets, K=100: Pyro SVI / hand-written", "paper_k100:pyro", "paper_k100:hand")
+    row("(context) VaDE step, paper nets, K=100: Pyro step / hand-written", "paper_k100:pyro", "paper_k100:hand")
     if not args.no_gmvae:
-        row("GMVAE step, paper nets: Pyro SVI / hand-written", "gmvae_paper:pyro", "gmvae_paper:hand")
-        row("GMVAE step, paper nets: Pyro SVI JIT / hand-written", "gmvae_paper:pyro_jit", "gmvae_paper:hand")
-        row("GMVAE step, tiny nets: Pyro SVI / hand-written", "gmvae_tiny:pyro", "gmvae_tiny:hand")
-        row("GMVAE step, tiny nets: Pyro SVI JIT / hand-written", "gmvae_tiny:pyro_jit", "gmvae_tiny:hand")
+        row("GMVAE step, paper nets: Pyro ELBOModule / hand-written", "gmvae_paper:pyro", "gmvae_paper:hand")
+        row("GMVAE step, paper nets: Pyro ELBOModule JIT / hand-written", "gmvae_paper:pyro_jit", "gmvae_paper:hand")
+        row("GMVAE step, tiny nets: Pyro ELBOModule / hand-written", "gmvae_tiny:pyro", "gmvae_tiny:hand")
+        row("GMVAE step, tiny nets: Pyro ELBOModule JIT / hand-written", "gmvae_tiny:pyro_jit", "gmvae_tiny:hand")
     if diagnostics:
         for key, label in (("paper", "paper"), ("tiny", "tiny")):
             row(f"(diagnostic) {label} nets: Pyro ELBO + one torch Adam / hand-written",
                 f"{key}:pyro_elbo_torch_adam", f"{key}:hand")
             row(f"(diagnostic) {label} nets: Pyro SVI / Pyro ELBO + one torch Adam (SVI + pyro.optim cost)",
-                f"{key}:pyro", f"{key}:pyro_elbo_torch_adam")
+                f"{key}:pyro_svi", f"{key}:pyro_elbo_torch_adam")
             row(f"(diagnostic) {label} nets: hand-written, one Adam per tensor / one Adam",
                 f"{key}:hand_per_param_adam", f"{key}:hand")
             row(f"(diagnostic) {label} nets: Pyro SVI, validation off / hand-written",

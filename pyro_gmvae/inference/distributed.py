@@ -155,7 +155,7 @@ def wrap(objective, world, device):
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [torch.device(device).index or world.local_rank] if torch.device(device).type == "cuda" else None
-    return DistributedDataParallel(objective, device_ids=device_ids, broadcast_buffers=False)
+    return DistributedDataParallel(objective, device_ids=device_ids)
 
 
 def launch(num_devices, argv):
