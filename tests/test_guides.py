@@ -24,6 +24,7 @@ LISTED = [
     "07-gpu-and-performance.md",
     "08-reproducing-the-papers.md",
     "09-distributed-training.md",
+    "10-cluster-inference.md",
 ]
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 
@@ -37,9 +38,11 @@ def _isolated_registries():
     """A guide registers components of its own and may import a plugin: undo both, so that later tests see
     the library's registries, path and plugin list as they were."""
     from pyro_gmvae import GUIDES, MODELS, PRIORS, plugins
+    from pyro_gmvae.inference.cluster_inference import CLUSTER_INFERENCE
     from pyro_gmvae.nn import NETWORK_PRESETS
 
-    saved = [(registry, dict(registry)) for registry in (GUIDES, MODELS, PRIORS, NETWORK_PRESETS)]
+    saved = [(registry, dict(registry))
+             for registry in (GUIDES, MODELS, PRIORS, NETWORK_PRESETS, CLUSTER_INFERENCE)]
     path, imported = list(sys.path), list(plugins._imported)
     yield
     for registry, before in saved:

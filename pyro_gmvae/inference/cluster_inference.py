@@ -96,7 +96,9 @@ class ClusterInference:
     - :meth:`model`: the model as trained (``relaxed`` swaps the cluster's distribution with a handler);
     - :meth:`check_prior`, :meth:`check_training`: refuse what cannot work, before any work;
     - :meth:`guide_modules`: extra modules the guide owns (``score-function``'s baseline);
-    - :meth:`at_epoch`: called before every step with the epochs done so far (a float), for schedules.
+    - :meth:`at_epoch`: called before every step with the epochs done so far (a float), for schedules;
+    - :meth:`start`: called once before the first epoch (guided strategies fit ``q(c | x)`` to the model's
+      posterior there).
     """
 
     name = None
@@ -162,6 +164,35 @@ class ClusterInference:
 
     def at_epoch(self, epochs):
         pass
+
+    def start(self, model, x):
+        """Called once before the first epoch. A guided strategy fits ``q(c | x)`` to the model's exact
+        posterior ``p(c | x)`` (at the mean of ``q(h | x)``), so that training starts from the clusters the
+        start found (VaDE's GMM) rather than from a uniform ``q(c | x)``, which would pull every component
+        towards every datapoint in the first steps."""
+        if self.guided:
+            fit_cluster_head(model, self.guide_module, x)
+
+
+def fit_cluster_head(model, guide, x, *, steps=300, lr=1e-2, max_points=10000):
+    """Fit the ``q(c | x)`` head of ``guide`` to ``p(c | x)`` of ``model`` by cross-entropy, on the encoder's
+    features of up to ``max_points`` rows of ``x`` (full-batch Adam: no randomness is drawn)."""
+    from ..evaluation.responsibilities import cluster_marginals
+
+    x = x[:max_points]
+    head = guide.cluster_logits
+    with torch.no_grad():
+        target = cluster_marginals(model, guide, x)[CLUSTER].to(head.weight.dtype)
+        features = guide.encoder(x).to(head.weight.dtype)
+    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = -(target * torch.log_softmax(head(features), -1)).sum(-1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for p in head.parameters():
+        p.grad = None
+    return float(loss)
 
 
 def _elbo(cls, jit_cls, num_particles, jit, **kwargs):
@@ -305,7 +336,7 @@ class Relaxed(ClusterInference):
         super().__init__(guide, config)
         start, end, decay = (1.0, 0.5, 0.05) if config is None else \
             (config.temperature_start, config.temperature_end, config.temperature_decay)
-        self.start, self.end, self.decay = start, end, decay
+        self.temperature_start, self.temperature_end, self.temperature_decay = start, end, decay
         self.handler = RelaxedClusterMessenger(start)
 
     @property
@@ -313,7 +344,7 @@ class Relaxed(ClusterInference):
         return self.handler.temperature
 
     def temperature_at(self, epochs):
-        return max(self.end, self.start * math.exp(-self.decay * epochs))
+        return max(self.temperature_end, self.temperature_start * math.exp(-self.temperature_decay * epochs))
 
     def at_epoch(self, epochs):
         self.handler.temperature = self.temperature_at(epochs)

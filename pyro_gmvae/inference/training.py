@@ -397,6 +397,8 @@ class Trainer:
         self._start()
         if self.epoch == 0 and self.pretrain_epochs and self.pretrain_report is None:
             self.pretrain(data)  # every rank: the same seeded computation, no communication
+        if self.epoch == 0:  # q(c | x) of a guided cluster inference starts at the model's posterior
+            self.cluster_inference.start(self.model, data.x)
         # SVI accumulates into .grad: a gradient left by pretraining (or by the caller) would leak into
         # the first step, and a run resumed from its first checkpoint would not have it.
         for module in (self.model, self.guide):
