@@ -8,7 +8,9 @@ sites and returns the latent ``z`` that the decoder reads. It declares
 - ``num_clusters``: the number of values of the finest cluster site (1 if none).
 
 Discrete sites are marked ``infer={"enumerate": "parallel"}``: :class:`~pyro.infer.TraceEnum_ELBO`
-sums them out exactly and they are never sampled in training.
+sums them out exactly and they are never sampled in training (unless a guide infers the cluster:
+:mod:`pyro_gmvae.inference.cluster_inference`, whose ``relaxed`` strategy passes a point of the simplex,
+which :func:`select` reads).
 
 Scales are ``softplus(raw) + min_scale``: positive, bounded away from zero, and free of the
 ``exp`` overflow that plagues log-variance parameterisations. Mixture weights are
