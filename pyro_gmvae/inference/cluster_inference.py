@@ -406,7 +406,7 @@ class ClusterGuide(AmortizedGuide):
     (pretraining trains that).
 
     Called as ``guide(x)`` (evaluation, responsibilities, the marginal likelihood) it samples the continuous
-    latents only, from ``sum_c q(c | x) q(h | x, c)``; :meth:`training_guide` is the guide as trained.
+    latents only, from ``sum_c q(c | x) q(h | x, c)``; ``guide(x, strategy)`` is the guide as trained.
     """
 
     def __init__(self, encoder, sites, head, num_clusters, conditioned, cluster_inference):
@@ -438,6 +438,13 @@ class ClusterGuide(AmortizedGuide):
                 out[name] = self.heads[name](h)
         return out
 
+    def forward(self, x, strategy=None):
+        """``guide(x)``: the continuous latents from ``q(h | x)``, the cluster summed out (evaluation);
+        ``guide(x, strategy)``: the guide as trained, with the cluster site that ``strategy`` samples."""
+        if strategy is None:
+            return super().forward(x)
+        return self.training_guide(x, strategy)
+
     def training_guide(self, x, strategy):
         h = self.encoder(x)
         logits = self.cluster_logits(h)
@@ -454,8 +461,9 @@ class ClusterGuide(AmortizedGuide):
 
 
 class TrainingGuide(nn.Module):
-    """``guide.training_guide(x, strategy)`` as a module (its parameters are the guide's), the guide that
-    SVI and Pyro's ELBOs run in training."""
+    """``guide(x, strategy)`` as a module (its parameters are the guide's), the guide that Pyro's ELBOs run in
+    training. It calls the guide (not a method of it), so that the PyroModule's parameters go through Pyro's
+    param store, as JIT-compiled ELBOs need."""
 
     def __init__(self, guide, strategy):
         super().__init__()
@@ -463,7 +471,7 @@ class TrainingGuide(nn.Module):
         self.strategy = strategy
 
     def forward(self, x):
-        return self.guide.training_guide(x, self.strategy)
+        return self.guide(x, self.strategy)
 
 
 def cluster_dependent_sites(prior, sites):
