@@ -10,7 +10,6 @@ import numpy as np
 import pyro
 import pytest
 import torch
-from pyro.infer import SVI
 
 from pyro_gmvae import ModelConfig, TrainConfig, Trainer, build, cli, from_tensor, runs
 from pyro_gmvae.data import load_dataset, write_idx
@@ -282,7 +281,7 @@ def test_non_finite_stops_and_keeps_the_last_good_checkpoint(where, tmp_path, mo
     # 200 datapoints in batches of 64: 4 steps per epoch; spoil epoch 2, step 2 (loss) or its last step
     # (parameters, with a finite loss: caught before the checkpoint of epoch 2 is written)
     target = 6 if where == "loss" else 8
-    real_step, calls = SVI.step, []
+    real_step, calls = Trainer._step, []  # one optimiser step of the trainer
 
     def step(self, *args, **kwargs):
         loss = real_step(self, *args, **kwargs)
@@ -294,7 +293,7 @@ def test_non_finite_stops_and_keeps_the_last_good_checkpoint(where, tmp_path, mo
                 next(self.guide.parameters()).fill_(float("nan"))
         return loss
 
-    monkeypatch.setattr(SVI, "step", step)
+    monkeypatch.setattr(Trainer, "_step", step)
     out = tmp_path / "run"
     assert cli.main(["train", "--model", "gmvae", *TINY, "--epochs", "3", "--out", str(out)]) == 2
     err = capsys.readouterr().err
@@ -315,7 +314,7 @@ def test_non_finite_stops_and_keeps_the_last_good_checkpoint(where, tmp_path, mo
 
 
 def test_trainer_raises_training_error_on_nan_loss(monkeypatch):
-    monkeypatch.setattr(SVI, "step", lambda self, *a, **k: float("inf"))
+    monkeypatch.setattr(Trainer, "_step", lambda self, *a, **k: float("inf"))
     model, guide = build(ModelConfig(data_dim=6, num_clusters=3, latent_dim=2, network="toy"))
     trainer = Trainer(model, guide, TrainConfig(epochs=1, batch_size=10, pretrain_epochs=0), progress=False)
     with pytest.raises(TrainingError, match=r"non-finite loss \(inf\) at epoch 1, step 1"):

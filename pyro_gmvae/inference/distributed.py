@@ -67,9 +67,12 @@ class World:
         """The sum over ranks of ``tensor`` (a new tensor; ``tensor`` itself is not changed)."""
         if not self.distributed:
             return tensor
-        out = tensor.detach().clone()
+        device = tensor.device
+        if dist.get_backend() == "nccl" and device.type != "cuda":  # nccl reduces GPU tensors only
+            device = torch.device("cuda", torch.cuda.current_device())
+        out = tensor.detach().to(device, copy=True)
         dist.all_reduce(out)
-        return out
+        return out.to(tensor.device)
 
     def gather(self, obj):
         """``[obj of rank 0, obj of rank 1, ...]`` on every rank (pickled objects)."""
