@@ -192,7 +192,7 @@ def fit_cluster_head(model, guide, x, *, steps=300, lr=1e-2, max_points=10000):
         opt.step()
     for p in head.parameters():
         p.grad = None
-    return float(loss)
+    return float(loss.detach())
 
 
 def _elbo(cls, jit_cls, num_particles, jit, **kwargs):
@@ -219,6 +219,33 @@ class Amortized(ClusterInference):
 
     def sample_cluster(self, guide, h, logits):
         return pyro.sample(CLUSTER, dist.Categorical(logits=logits), infer={"enumerate": "parallel"})
+
+    def make_elbo(self, num_particles=1, jit=False):
+        return _elbo(_EnumeratedGuideELBO, _JitEnumeratedGuideELBO, num_particles, jit,
+                     strict_enumeration_warning=False)
+
+
+class _QuietPenalty:
+    """Pyro warns that the free-bits penalty (outside the data plate) may depend on the guide's enumerated
+    cluster (inside it); it does not: it is computed from the logits of q(c | x) and p(c), never from the
+    enumerated value."""
+
+    def _get_trace(self, *args, **kwargs):
+        import warnings
+
+        from .free_bits import PENALTY_SITE
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=f'at model site "{PENALTY_SITE}", possibly invalid dependency')
+            return super()._get_trace(*args, **kwargs)
+
+
+class _EnumeratedGuideELBO(_QuietPenalty, TraceEnum_ELBO):
+    pass
+
+
+class _JitEnumeratedGuideELBO(_QuietPenalty, JitTraceEnum_ELBO):
+    pass
 
 
 class Baseline(nn.Module):
