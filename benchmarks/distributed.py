@@ -31,7 +31,7 @@ from pyro_gmvae.inference.training import Trainer
 
 TABLE = "Data-parallel"
 COLUMNS = ["name", "processes", "threads_per_process", "examples_per_s", "speedup", "communication_share",
-           "step_ms", "cores_busy_elsewhere"]
+           "step_ms"]
 NOTES = ("VaDE training steps (the library's step: ELBOModule loss, backward, one torch Adam) on a global minibatch "
          "of random 784-pixel images, wall-clock time, float32, CPU. 2 processes: DistributedDataParallel over "
          "gloo, each process a shard of half the minibatch and 1 intra-op thread; 1 process: 2 intra-op threads. "
