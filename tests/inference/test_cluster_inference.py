@@ -329,3 +329,17 @@ def test_each_guided_strategy_trains_under_jit(strategy):
                                                 temperature_decay=0.0), progress=False)
     row = trainer.fit(data)[-1]
     assert math.isfinite(row["elbo"]) and row["free_bits_kl"] > 0
+
+
+def test_free_bits_on_an_amortized_hierarchy_use_the_marginal_cluster_prior(float64):
+    """With the super-cluster enumerated in the model, the KL is against p(c) = sum_s p(s) p(c | s)."""
+    model, guide = build_tiny("hierarchical", "amortized")
+    perturb(guide.cluster_logits, model.prior)
+    s = make_cluster_inference(guide)
+    handler = FreeBitsMessenger(5.0, "cluster")
+    x = torch.rand(BATCH, DATA_DIM)
+    s.make_elbo().differentiable_loss(handler(s.model(model)), s.guide, x)
+    log_q = torch.log_softmax(guide.cluster_logits(guide.encoder(x)), -1)
+    log_p = model.prior.cluster_probs().sum(0).log()
+    kl = (log_q.exp() * (log_q - log_p)).sum(-1).mean()
+    assert torch.allclose(handler.kl, kl, rtol=1e-10)
