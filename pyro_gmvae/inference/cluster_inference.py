@@ -1,13 +1,13 @@
 r"""How the cluster is inferred in training: four strategies on the same model, chosen by name.
 
-Write ``c`` for the cluster, ``h`` for the continuous latents (``z``, and GMVAE's ``w``) and ``e_c`` for a
-learned embedding of cluster ``c`` in the encoder's feature space (zero at the start).
+Write ``c`` for the cluster, ``h`` for the continuous latents (``z``, and GMVAE's ``w``), ``f(x)`` for the
+encoder trunk's features and ``e_c`` for a learned embedding of cluster ``c`` in that space (zero at the start).
 
 - ``exact`` (the default, VaDE's and GMVAE's own): no guide for ``c``; :class:`~pyro.infer.TraceEnum_ELBO`
   sums it out in the model, with the exact ``p(c | h)`` inside the expectation over ``q(h | x)``.
 - ``amortized`` (Kingma et al. 2014's M2, Rui Shu's GMVAE): the guide is ``q(c | x) q(h | x, c)``;
   ``q(c | x)`` is a softmax head on the encoder trunk, and the sites whose prior depends on ``c`` (``z``)
-  are read from the features ``h(x) + e_c``. The guide's cluster site is enumerated, so the expectation
+  are read from the features ``f(x) + e_c``. The guide's cluster site is enumerated, so the expectation
   over ``q(c | x)`` is an exact sum:
 
   .. math::
@@ -426,9 +426,9 @@ def make_cluster_inference(guide, config=None):
 class ClusterGuide(AmortizedGuide):
     """``q(c | x) q(h | x, c)`` on one encoder trunk: the guide of every strategy but ``exact``.
 
-    ``q(c | x)`` is ``Categorical(logits=cluster_logits(h))`` (zero-initialised: uniform at the start); a
-    site in ``conditioned`` (those whose prior depends on the cluster: ``z``) is read by its head from
-    ``h + e_c``, ``e_c = select(cluster_embedding, c)``; for a linear head that is one-hot ``c`` concatenated
+    ``q(c | x)`` is ``Categorical(logits=cluster_logits(f))`` on the trunk's features ``f = encoder(x)``
+    (zero-initialised: uniform at the start); a site in ``conditioned`` (those whose prior depends on the
+    cluster: ``z``) is read by its head from ``f + e_c``, ``e_c = select(cluster_embedding, c)``; for a linear head that is one-hot ``c`` concatenated
     to the features. The embedding starts at zero, so ``q(h | x, c)`` starts as the plain ``q(h | x)``
     (pretraining trains that).
 
