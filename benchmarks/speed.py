@@ -65,7 +65,7 @@ TARGETS = {  # row kind -> (target ratio, what is compared)
 #: How benchmarks/render.py shows the rows (keys equal in every row go to the section's header).
 COLUMNS = ["name", "ratio", "ratio_per_round_iqr", "target", "met", "numerator_ms", "denominator_ms"]
 NOTES = (
-    "One SVI step (loss, backward, Adam update) on a batch of 100 random images in [0, 1] (784 pixels, "
+    "One training step (loss, backward, Adam update; the library's step is Pyro's ELBOModule + one torch Adam since issue 12) on a batch of 100 random images in [0, 1] (784 pixels, "
     "Bernoulli likelihood), latent_dim 10, float32, CPU. `ratio` = median of the numerator's step times / "
     "median of the denominator's, all variants interleaved in one process (shuffled order, every round); "
     "`ratio_per_round_iqr` is the spread of the ratio between rounds. Times in ms are context only: the "
