@@ -17,6 +17,9 @@ Targets:
 
 - an **enumerated** site (``"cluster"``): ``KL(p(cluster | rest) || p(cluster))`` with the exact
   responsibilities from the enumerated log-factors (GMVAE's z-prior term);
+- a **guided cluster** site (``cluster_inference`` other than ``exact``, see
+  :mod:`pyro_gmvae.inference.cluster_inference`): ``KL(q(cluster | x) || p(cluster))`` in closed form from
+  the two distributions' logits, enumerated parents of the cluster in the model summed out;
 - a **guided** continuous site (``"z"``, ``"w"``): ``log q(z | x) - log p(z)`` at the guide's sample
   (Kingma et al.'s free bits), for the whole site (``group="site"``), per dimension (``group="dim"``)
   or per group of ``g`` dimensions (``group=g``); enumerated parents of the site are summed out.
