@@ -184,7 +184,8 @@ def test_score_function_gradient_is_unbiased(float64):
     stderr = (exact.var(0) / exact.shape[0] + scores.var(0) / scores.shape[0]).sqrt()
     gap = (scores.mean(0) - exact.mean(0)).abs()
     assert (gap <= 4 * stderr + 1e-8).all(), (gap / stderr).max()
-    assert (scores.var(0) > 0).any()
+    # the test has power: many components of the gradient are far from zero at this precision
+    assert int((exact.mean(0).abs() > 4 * stderr).sum()) > 50
 
 
 def test_guide_called_alone_is_the_mixture_over_clusters(float64):
