@@ -212,6 +212,10 @@ class Trainer:
         the prior; optionally the ``q(z | x)`` scale set (``config.init_guide_scale``) and a warm-up with the
         cluster observed at the start's labels (``config.init_warmup_epochs``). No data label is read.
         Returns a report dict (see :mod:`pyro_gmvae.inference.pretrain`)."""
+        with self.local_params:  # the warm-up runs the model and guide: their parameters are this trainer's
+            return self._pretrain(data, epochs)
+
+    def _pretrain(self, data, epochs):
         from .pretrain import init_guide_scale, initialise_prior, pretrain_autoencoder, warm_up
 
         data = self._on_device(data)

@@ -178,3 +178,13 @@ def test_digits_warm_up_lifts_the_manifold_start():
     report = trainer.pretrain_report
     assert report["warmup_acc"] > report["init_acc"] + 0.01
     assert history[-1]["acc"] > report["init_acc"] + 0.01
+
+
+def test_pretraining_with_a_warm_up_leaves_pyros_param_store_alone():
+    x, _ = blobs(num_per_cluster=15)
+    before = set(pyro.get_param_store().keys())
+    model, guide = vade()
+    trainer = Trainer(model, guide, TrainConfig(epochs=1, batch_size=20, pretrain_epochs=2, init_warmup_epochs=1),
+                      progress=False)
+    trainer.pretrain(from_tensor(x))
+    assert set(pyro.get_param_store().keys()) == before
