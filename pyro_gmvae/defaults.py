@@ -15,7 +15,7 @@ DATASET_DEFAULTS = {
     # the embedded default: VaDE with the paper's networks, short enough for 2 CPU cores
     # the start decides the result: UMAP of the codes, a warm-up on its labels, then a gentle SVI phase
     # (BENCHMARKS.md: "Where VaDE's accuracy comes from")
-    "digits": dict(network="vade", latent_dim=10, epochs=20, batch_size=100, lr=1e-4, pretrain_epochs=30,
+    "digits": dict(network="vade", latent_dim=10, epochs=10, batch_size=100, lr=1e-4, pretrain_epochs=30,
                    init="umap", init_warmup_epochs=10),
     "synthetic": dict(network="toy", latent_dim=2, noise_dim=2, epochs=30, batch_size=200, lr=2e-3,
                       pretrain_epochs=20),
