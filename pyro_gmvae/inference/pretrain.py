@@ -74,33 +74,44 @@ def pretrain_autoencoder(model, guide, x, *, epochs, batch_size, lr, seed, recip
     loss_fn, masked = PRETRAIN_RECIPES[recipe]
     params = list(guide.encoder.parameters()) + list(guide.heads[LATENT].parameters()) \
         + list(model.decoder.parameters())
-    opt = torch.optim.Adam(params, lr=lr)
-    n, losses = x.shape[0], []
-    g = torch.Generator().manual_seed(seed)
     mask_g = torch.Generator(device=x.device).manual_seed(seed + 1)
-    bar = None
+
+    def batch_loss(idx):
+        xb = inputs = x[idx]
+        if masked:
+            keep = torch.rand(xb.shape, generator=mask_g, device=xb.device, dtype=xb.dtype) >= noise
+            inputs = xb * keep
+        return loss_fn(model, guide.site_dists(inputs)[LATENT].mean, xb)
+
+    return _minibatch_epochs(batch_loss, params, x.shape[0], x.device, epochs=epochs, batch_size=batch_size, lr=lr,
+                             seed=seed, desc="pretraining", fix="lower --pretrain-lr", progress=progress,
+                             on_epoch_end=on_epoch_end)
+
+
+def _minibatch_epochs(batch_loss, params, n, device, *, epochs, batch_size, lr, seed, desc, fix, progress,
+                      on_epoch_end=None):
+    """Adam on ``params`` over ``epochs`` seeded shuffles of ``n`` datapoints; ``batch_loss(idx)`` is a minibatch's
+    summed loss. Returns the loss per datapoint of each epoch."""
+    opt = torch.optim.Adam(params, lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    losses, bar = [], None
     if progress and epochs:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=epochs, desc="pretrain", unit="epoch")
+        bar = tqdm(total=epochs, desc=desc, unit="epoch")
     for _ in range(epochs):
-        perm = torch.randperm(n, generator=g).to(x.device)
+        perm = torch.randperm(n, generator=g).to(device)
         total = 0.0
         for start in range(0, n, batch_size):
-            xb = x[perm[start:start + batch_size]]
-            inputs = xb
-            if masked:
-                keep = torch.rand(xb.shape, generator=mask_g, device=xb.device, dtype=xb.dtype) >= noise
-                inputs = xb * keep
-            z = guide.site_dists(inputs)[LATENT].mean
-            loss = loss_fn(model, z, xb)
+            idx = perm[start:start + batch_size]
+            loss = batch_loss(idx)
             opt.zero_grad()
-            (loss / xb.shape[0]).backward()
+            (loss / idx.shape[0]).backward()
             opt.step()
             total += loss.item()
         losses.append(total / n)
         if not np.isfinite(losses[-1]):
-            raise TrainingError("the pretraining loss became non-finite; lower --pretrain-lr")
+            raise TrainingError(f"the {desc} loss became non-finite; {fix}")
         if on_epoch_end is not None:
             on_epoch_end(len(losses), losses[-1])
         if bar is not None:
@@ -219,33 +230,14 @@ def warm_up(model, guide, x, labels, *, epochs, batch_size, lr, seed, progress=F
 
     elbo = make_elbo()
     params = [p for m in (model, guide) for p in m.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
-    g = torch.Generator().manual_seed(seed + 2)
-    n, losses = x.shape[0], []
-    bar = None
-    if progress and epochs:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(total=epochs, desc="warm-up", unit="epoch")
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=g).to(x.device)
-        total = 0.0
-        for start in range(0, n, batch_size):
-            idx = perm[start:start + batch_size]
-            conditioned = poutine.condition(model, data={CLUSTER: labels[idx]})
-            loss = elbo.differentiable_loss(conditioned, guide, x[idx])
-            opt.zero_grad()
-            (loss / idx.shape[0]).backward()
-            opt.step()
-            total += loss.item()
-        losses.append(total / n)
-        if not np.isfinite(losses[-1]):
-            raise TrainingError("the warm-up loss became non-finite; lower --pretrain-lr or --init-warmup-epochs 0")
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=round(losses[-1], 3))
-    if bar is not None:
-        bar.close()
+    def batch_loss(idx):
+        conditioned = poutine.condition(model, data={CLUSTER: labels[idx]})
+        return elbo.differentiable_loss(conditioned, guide, x[idx])
+
+    losses = _minibatch_epochs(batch_loss, params, x.shape[0], x.device, epochs=epochs, batch_size=batch_size,
+                               lr=lr, seed=seed + 2, desc="warm-up",
+                               fix="lower --pretrain-lr or pass --init-warmup-epochs 0", progress=progress)
     for p in params:
         p.grad = None
     return losses
