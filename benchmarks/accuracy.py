@@ -60,7 +60,9 @@ def run_seeds(name, seeds, train_args, evaluate_split=None):
             cmd = [sys.executable, "-m", "pyro_gmvae", "train", *train_args, "--seed", str(seed), "--out", str(out),
                    "--overwrite", "--no-progress"]
             subprocess.run(cmd, check=True, cwd=ROOT)
-            seconds.append(time.perf_counter() - t0)
+            (out / "wall.json").write_text(json.dumps({"seconds": time.perf_counter() - t0}) + "\n")
+        if (out / "wall.json").exists():  # the wall-clock of the call that trained it, kept for later collections
+            seconds.append(json.loads((out / "wall.json").read_text())["seconds"])
         history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
         last, start = history[-1], start_scores(out)
         protocol = start.get("pretrain_seconds", 0.0) + sum(r.get("seconds", 0.0) for r in history)
