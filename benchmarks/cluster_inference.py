@@ -1,4 +1,4 @@
-"""The four cluster inference strategies side by side on the digits (issue 13; guide 10).
+"""The four cluster inference strategies side by side on the digits or a short MNIST protocol (issue 13; guide 10).
 
 For VaDE and GMVAE and each seed, one start (autoencoder pretraining + a diagonal GMM on the codes, on the
 training part) is shared by all four strategies, each then trained for the same epochs. Reported per
@@ -20,7 +20,10 @@ frozen): the sum over parameters of the per-element variance over ``--grad-draws
 parameters every strategy shares (encoder, decoder, prior) and for the ``q(c | x)`` head.
 
 Run ``python benchmarks/cluster_inference.py [--seeds 0 1 2] [--epochs 10]``; it writes
-``benchmarks/results/cluster-inference.json`` and ``cluster-inference-gradients.json``.
+``benchmarks/results/cluster-inference.json`` and ``cluster-inference-gradients.json``. The short MNIST
+protocol (``--dataset mnist --data-dir ../shared/data/mnist``: the first ``--num-datapoints`` images of a
+seed-0 permutation of the 60k training images, split 80/20 by seed as the digits are) writes
+``cluster-inference-mnist.json``; the gradient table is measured on the digits only.
 """
 
 import argparse
@@ -56,7 +59,7 @@ def split(data, seed, test_share=0.2):
 
 
 def model_config(name, strategy, args):
-    return ModelConfig(model=name, data_dim=64, num_clusters=10, latent_dim=args.latent_dim, network=args.network,
+    return ModelConfig(model=name, data_dim=args.data_dim, num_clusters=10, latent_dim=args.latent_dim, network=args.network,
                        likelihood="bernoulli", cluster_inference=strategy)
 
 
@@ -184,6 +187,10 @@ def summarise(values):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--dataset", choices=["digits", "mnist"], default="digits")
+    parser.add_argument("--data-dir", help="the MNIST IDX files (with --dataset mnist)")
+    parser.add_argument("--num-datapoints", type=int, default=10000,
+                        help="MNIST images used (a seed-0 subset of the training split)")
     parser.add_argument("--models", nargs="+", default=["vade", "gmvae"])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--pretrain-epochs", type=int, default=20)
@@ -195,13 +202,21 @@ def main(argv=None):
     parser.add_argument("--min-run-time", type=float, default=1.0)
     parser.add_argument("--grad-draws", type=int, default=100)
     parser.add_argument("--baseline-steps", type=int, default=200)
-    parser.add_argument("--out", default="benchmarks/results/cluster-inference.json")
+    parser.add_argument("--out", help="default: benchmarks/results/cluster-inference[-mnist].json")
     parser.add_argument("--grad-out", default="benchmarks/results/cluster-inference-gradients.json")
     parser.add_argument("--timing-only", action="store_true",
                         help="only measure the step ratios again and write them into --out's rows")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
-    data = load_dataset("digits")
+    if args.dataset == "digits":
+        data, where = load_dataset("digits"), "the digits"
+    else:
+        data = load_dataset("mnist", data_dir=args.data_dir, split="train", num_datapoints=args.num_datapoints)
+        where = f"MNIST ({args.num_datapoints} training images, short)"
+    args.data_dim = data.x.shape[1]
+    suffix = "" if args.dataset == "digits" else f"-{args.dataset}"
+    args.out = args.out or f"benchmarks/results/cluster-inference{suffix}.json"
+    table = f"Cluster inference strategies on {where}"
     if args.timing_only:
         with open(args.out) as f:
             results = json.load(f)
@@ -218,7 +233,7 @@ def main(argv=None):
               "pyro": pyro.__version__, "threads": torch.get_num_threads(),
               "command": "python benchmarks/cluster_inference.py " + " ".join(argv if argv is not None
                                                                                else sys.argv[1:]),
-              "settings": f"digits, 80/20 split by seed, network {args.network}, latent {args.latent_dim}, "
+              "settings": f"{where}, 80/20 split by seed, network {args.network}, latent {args.latent_dim}, "
                           f"{args.pretrain_epochs} pretraining epochs + GMM start shared by the strategies, "
                           f"{args.epochs} epochs at lr {args.lr:g}, batch 100, tau 1 -> 0.5 at decay "
                           f"{args.temperature_decay:g}/epoch, {args.num_samples} importance samples"}
@@ -238,7 +253,7 @@ def main(argv=None):
                     amortized_state = (trainer.model.state_dict(), trainer.guide.state_dict())
             for row in per_run[-len(STRATEGIES):]:
                 row["step_ratio_after_training"] = row["step_seconds"] / times["exact"]
-        if name == "vade":
+        if name == "vade" and args.dataset == "digits":
             grad_rows = gradient_variance(name, amortized_state[1], amortized_state[0], split(data, 0)[0].x[:100],
                                           args)
             for row in grad_rows:
@@ -247,7 +262,7 @@ def main(argv=None):
     for name in args.models:
         for strategy in STRATEGIES:
             runs = [r for r in per_run if r["model"] == name and r["strategy"] == strategy]
-            rows.append({"table": "Cluster inference strategies on the digits", **shared, "model": name,
+            rows.append({"table": table, **shared, "model": name,
                          "strategy": strategy, "seeds": len(runs),
                          **{key: summarise([r[key] for r in runs]) for key in
                             ("train_objective", "heldout_elbo", "heldout_ll", "khat_max", "acc", "nmi",
@@ -268,13 +283,15 @@ def main(argv=None):
              "k-hat; step_ratio is one training step's median time over exact's (same process, batch and start; the "
              "median of 5 interleaved rounds; seed 0).")
     with open(args.out, "w") as f:
-        json.dump({"rows": rows, "runs": per_run, "tables": {"Cluster inference strategies on the digits": {
+        json.dump({"rows": rows, "runs": per_run, "tables": {table: {
             "columns": ["model", "strategy", "seeds", "train_objective", "heldout_elbo", "heldout_ll", "khat_max",
                         "acc", "nmi", "step_ratio"], "notes": notes}}}, f, indent=1)
     grad_notes = ("VaDE at one point (the seed-0 amortized run's parameters; score-function's baseline fitted there "
                   "first), one minibatch of 100 digits: var_* is the sum over parameters of the per-element variance "
                   "of the gradient over the draws (shared: encoder, decoder, prior; qc: the q(c|x) head), mean_sq_* "
                   "the squared norm of the mean gradient; ratios against exact (shared) and amortized (q(c|x)).")
+    if not grad_rows:
+        return
     with open(args.grad_out, "w") as f:
         json.dump({"rows": grad_rows, "tables": {"Cluster inference: gradient variance at a fixed point": {
             "columns": ["model", "strategy", "var_shared", "var_shared_vs_exact", "mean_sq_shared", "var_qc",
