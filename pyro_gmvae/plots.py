@@ -169,21 +169,44 @@ def sample_grid(run_dir, per_cluster=10, out=None, device="cpu", *, seed=0):
     return _save(fig, Path(run_dir) / "samples.png" if out is None else out)
 
 
-def _curves(rows, path):
+#: Panels of curves.png: metrics.jsonl keys per panel, and the panel's title.
+_PANELS = (
+    (("elbo",), "ELBO per datapoint"),
+    (("acc",), "accuracy"),
+    (("num_used_clusters", "num_active_clusters"), "clusters in use"),
+    (("cluster_information",), "cluster information I(x; c) (nats)"),
+)
+_SERIES_LABELS = {"num_used_clusters": "argmax of > 1 % of points", "num_active_clusters": "> 1 % of responsibility"}
+_START_LABELS = {"init_acc": "start (initialisation)", "warmup_acc": "after the warm-up"}
+
+
+def _curves(rows, path, start=None):
+    """Training curves from metrics rows, one panel per quantity present; ``start`` (the pretraining report)
+    adds the start's accuracy (after the initialisation and after the warm-up) at epoch 0."""
     plt = _pyplot()
-    panels = [(key, label) for key, label in (("elbo", "ELBO per datapoint"), ("acc", "accuracy"),
-                                              ("num_active_clusters", "active clusters"))
-              if any(key in r for r in rows)]
+    start = start or {}
+    panels = [(keys, label) for keys, label in _PANELS if any(k in r for r in rows for k in keys)]
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4 * max(1, len(panels)), 3), squeeze=False)
-    for ax, (key, label) in zip(axes[0], panels):
-        pts = [(r["epoch"], r[key]) for r in rows if key in r and r[key] is not None]
-        if pts:
-            ax.plot(*zip(*pts), marker="o" if len(pts) < 30 else None)
+    for ax, (keys, label) in zip(axes[0], panels):
+        series = [k for k in keys if any(r.get(k) is not None for r in rows)]
+        for key in series:
+            pts = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
+            ax.plot(*zip(*pts), marker="o" if len(pts) < 30 else None,
+                    label=_SERIES_LABELS.get(key) if len(series) > 1 else None)
+        if keys == ("acc",):
+            for key, marker in (("init_acc", "s"), ("warmup_acc", "^")):
+                if start.get(key) is not None:
+                    ax.plot([0], [start[key]], marker=marker, linestyle="none", label=_START_LABELS[key])
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
         ax.set_xlabel("epoch")
         ax.set_title(label)
         _integer_ticks(ax.xaxis)
-        if key == "num_active_clusters":
+        if "num_active_clusters" in keys or "cluster_information" in keys:
+            ax.set_ylim(bottom=0)  # a collapse (one cluster, 0 nats) shows as a fall to the axis
+        if "num_active_clusters" in keys:
             _integer_ticks(ax.yaxis)
+    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -247,7 +270,7 @@ def plot_run(run_dir, device="cpu"):
     (guide means of ``z``, projected to 2-D, coloured by predicted cluster and, beside it, by the true
     label when the data have labels); returns their paths."""
     from .evaluation.report import load_run_data
-    from .runs import load_run, read_metrics
+    from .runs import load_checkpoint, load_run, read_metrics
 
     from .runs import check_writable
 
@@ -262,6 +285,7 @@ def plot_run(run_dir, device="cpu"):
             raise CheckpointError(f"row {number} of {run_dir / 'metrics.jsonl'} has no epoch number ({row!r:.80}); "
                                   "fix or delete that line (pyro-gmvae train --resume rewrites the file)")
     if rows:
-        paths.append(_curves(rows, run_dir / "curves.png"))
+        start = load_checkpoint(run_dir).get("pretrain_report")
+        paths.append(_curves(rows, run_dir / "curves.png", start))
     paths.append(_latent_view(model, guide, load_run_data(run_dir, device=device), run_dir / "latent.png"))
     return paths

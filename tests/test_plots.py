@@ -46,6 +46,20 @@ def test_counts_get_integer_ticks(figures):
     assert all(float(t).is_integer() for t in figures[0].axes[-1].get_yticks())
 
 
+def test_curves_show_the_start_clusters_in_use_and_cluster_information(figures):
+    rows = [{"epoch": e, "elbo": -10.0 + e, "acc": 0.8 + e / 100, "num_active_clusters": 10,
+             "num_used_clusters": 9, "cluster_information": 2.0} for e in range(1, 4)]
+    plots._curves(rows, "curves.png", start={"init_acc": 0.7, "warmup_acc": 0.75, "pretrain_loss": 3.0})
+    acc, used, info = figures[0].axes[1:]
+    assert [ax.get_title() for ax in figures[0].axes] == [
+        "ELBO per datapoint", "accuracy", "clusters in use", "cluster information I(x; c) (nats)"]
+    start = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in acc.get_lines()
+             if not line.get_label().startswith("_")}
+    assert start == {"start (initialisation)": ([0], [0.7]), "after the warm-up": ([0], [0.75])}
+    assert sorted(list(line.get_ydata()) for line in used.get_lines()) == [[9, 9, 9], [10, 10, 10]]
+    assert used.get_ylim()[0] == 0 and info.get_ylim()[0] == 0  # a collapse would fall to the axis
+
+
 def test_latent_view_by_cluster_and_by_label_with_legends_off_the_data(figures):
     model, guide = build(ModelConfig(data_dim=6, num_clusters=4, latent_dim=3, network="toy"))
     data = from_tensor(torch.rand(50, 6), torch.arange(50) % 3)
