@@ -215,12 +215,8 @@ def _check_resume_flags(args):
     """``--resume`` takes every setting from RUN_DIR/config.json: refuse flags it would ignore."""
     from .errors import ConfigError
 
-    from .inference import cluster_inference
-
     allowed = {"epochs", "device"}
-    ignored = [f"--{k.replace('_', '-')}" for k in (*MODEL_FIELDS, *TRAIN_FIELDS, *DATA_FIELDS, "preset",
-                                                    "pretrained", *cluster_inference.MODEL_FIELDS,
-                                                    *cluster_inference.TRAIN_FIELDS)
+    ignored = [f"--{k.replace('_', '-')}" for k in (*MODEL_FIELDS, *TRAIN_FIELDS, *DATA_FIELDS, "preset", "pretrained")
                if k not in allowed and getattr(args, k, None) is not None]
     ignored += [f"--{k}" for k in ("download",) if getattr(args, k, False)]
     if ignored:
@@ -232,13 +228,8 @@ def _check_resume_flags(args):
 def _resolve(args):
     """Merge library defaults < dataset defaults < preset < flags; returns (model_kw, train_kw, data_kw)."""
     from .defaults import resolve
-    from .inference import cluster_inference
 
-    model_kw, train_kw, data_kw = resolve(vars(args), args.preset)
-    # the cluster inference's fields, which pyro_gmvae.defaults does not list
-    for fields, kw in ((cluster_inference.MODEL_FIELDS, model_kw), (cluster_inference.TRAIN_FIELDS, train_kw)):
-        kw.update({k: getattr(args, k) for k in fields if getattr(args, k, None) is not None})
-    return model_kw, train_kw, data_kw
+    return resolve(vars(args), args.preset)
 
 
 def load_data(data_kw, device="cpu", download=False):

@@ -47,10 +47,7 @@ class GMVAEClusterer:
     def __init__(self, model=None, num_clusters=None, *, dataset=None, preset=None, run_dir=None,
                  progress=True, **settings):
         from .defaults import MODEL_FIELDS, TRAIN_FIELDS
-        from .inference import cluster_inference
 
-        MODEL_FIELDS = (*MODEL_FIELDS, *cluster_inference.MODEL_FIELDS)  # noqa: N806
-        TRAIN_FIELDS = (*TRAIN_FIELDS, *cluster_inference.TRAIN_FIELDS)  # noqa: N806
         unknown = sorted(set(settings) - set(MODEL_FIELDS) - set(TRAIN_FIELDS) - {"data_dim"})
         if unknown:
             raise ConfigError(f"GMVAEClusterer has no settings {unknown}; choose among the fields of ModelConfig "

@@ -44,3 +44,17 @@ def test_unknown_settings_are_refused_by_name():
 
     with pytest.raises(ConfigError, match=r"TrainConfig has no fields \['learning_rate'\]"):
         TrainConfig.for_dataset("digits", learning_rate=1e-3)
+
+
+def test_every_config_field_is_a_setting_of_the_cli_and_the_estimator():
+    """A field missing from MODEL_FIELDS/TRAIN_FIELDS would be dropped by resolve() (its flag silently ignored)."""
+    import dataclasses
+
+    from pyro_gmvae.defaults import MODEL_FIELDS, TRAIN_FIELDS
+
+    assert {f.name for f in dataclasses.fields(ModelConfig)} - set(MODEL_FIELDS) == {"data_dim"}
+    assert {f.name for f in dataclasses.fields(TrainConfig)} == set(TRAIN_FIELDS)
+    model, train, _ = _cli_configs(["--cluster-inference", "relaxed", "--temperature-start", "2",
+                                    "--temperature-end", "0.3", "--temperature-decay", "0.1"], 64)
+    assert model.cluster_inference == "relaxed"
+    assert (train.temperature_start, train.temperature_end, train.temperature_decay) == (2.0, 0.3, 0.1)

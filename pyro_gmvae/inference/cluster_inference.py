@@ -76,12 +76,6 @@ from ..sites import CLUSTER, DATA_PLATE
 from .amortized import AmortizedGuide
 from .elbo import MAX_PLATE_NESTING
 
-#: Fields of :class:`~pyro_gmvae.config.ModelConfig` and :class:`~pyro_gmvae.config.TrainConfig` this module
-#: adds (the command line maps ``--cluster-inference`` and ``--temperature-*`` onto them).
-MODEL_FIELDS = ("cluster_inference",)
-TRAIN_FIELDS = ("temperature_start", "temperature_end", "temperature_decay")
-
-
 class ExpRelaxedCategorical(relaxed_categorical.ExpRelaxedCategorical, TorchDistributionMixin):
     """torch's ``ExpRelaxedCategorical`` (the log of a Concrete sample) as a Pyro distribution."""
 
