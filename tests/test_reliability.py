@@ -3,7 +3,6 @@ a non-finite loss stops training without touching the last good checkpoint; clus
 logged and warned about; scales stay positive and finite for any raw value."""
 
 import json
-import shutil
 import warnings
 
 import numpy as np
@@ -17,25 +16,9 @@ from pyro_gmvae.errors import CheckpointError, ConfigError, DataError, DeviceErr
 from pyro_gmvae.inference.amortized import GUIDES
 from pyro_gmvae.models import PRIORS, build_prior
 from pyro_gmvae.models.priors import positive
+from cli_cases import TINY, assert_refused, copy_run, good_run, on_run, snapshot, train  # noqa: F401
 
-TINY = ["--dataset", "synthetic", "--num-datapoints", "200", "--network", "toy", "--num-clusters", "3",
-        "--batch-size", "64", "--epochs", "1", "--pretrain-epochs", "0", "--no-progress"]
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-
-
-def snapshot(folder):
-    """Every file under ``folder`` with its bytes and modification time."""
-    return {p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def good_run(tmp_path_factory):
-    """A finished one-epoch GMVAE run; each test works on a copy."""
-    out = tmp_path_factory.mktemp("good") / "run"
-    pyro.clear_param_store()
-    assert cli.main(["train", "--model", "gmvae", *TINY, "--out", str(out)]) == 0
-    return out
 
 
 def _npy(tmp_path, array):
@@ -60,36 +43,14 @@ def _mnist_dir(tmp_path, spoil=None):
     return ["--dataset", "mnist", "--data-dir", str(folder), "--network", "toy", "--epochs", "1", "--no-progress"]
 
 
-def _copy(good_run, tmp_path, edit=None):
-    run = tmp_path / "existing"
-    shutil.copytree(good_run, run)
-    if edit is not None:
-        edit(run)
-    return run
-
-
 def _edit_config(run, **model):
     raw = json.loads((run / runs.CONFIG).read_text())
     raw["model"].update(model)
     (run / runs.CONFIG).write_text(json.dumps(raw))
 
 
-# Each case: (argv builder taking (tmp_path, good_run) and returning (argv, folder that must stay as it was
-# or None), the words the one-line message must hold). Unless a builder says otherwise, argv gets --out OUT
-# and OUT must not be created.
-def train(*args):
-    return lambda tmp_path, good_run: (["train", *TINY, *args], None)
-
-
 def with_files(make):
     return lambda tmp_path, good_run: (["train", *make(tmp_path)], None)
-
-
-def on_run(make_argv, edit=None):
-    def build_case(tmp_path, good_run):
-        run = _copy(good_run, tmp_path, edit)
-        return make_argv(run), run
-    return build_case
 
 
 CLI_CASES = {
@@ -173,20 +134,7 @@ CLI_CASES = {
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=NO_CUDA) if "cuda" in n else n for n in CLI_CASES])
 def test_cli_bad_input(name, tmp_path, good_run, capsys):
-    make, words = CLI_CASES[name]
-    argv, kept = make(tmp_path, good_run)
-    out = tmp_path / "out"
-    if kept is None:
-        argv = [*argv, "--out", str(out)]
-    before = snapshot(tmp_path)
-    assert cli.main(argv) == 2
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"pyro-gmvae {argv[0]}: error: "), err
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    assert not out.exists()
-    assert snapshot(tmp_path) == before  # nothing created or changed, the existing run included
+    assert_refused(CLI_CASES[name], tmp_path, good_run, capsys)
 
 
 # -- the Python API -------------------------------------------------------------------------------
@@ -260,7 +208,7 @@ def test_api_device_without_cuda():
 
 
 def test_api_resume_with_another_configuration(tmp_path, good_run):
-    run = _copy(good_run, tmp_path)
+    run = copy_run(good_run, tmp_path)
     model, train, _ = runs.read_config(run)
     data = load_dataset("synthetic", num_datapoints=200)
     before = snapshot(run)

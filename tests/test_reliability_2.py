@@ -5,10 +5,8 @@ bad input fails with the library's own error, before anything is created, change
 
 import errno
 import json
-import math
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,19 +20,10 @@ import torch
 from pyro_gmvae import (ModelConfig, TrainConfig, Trainer, build, cli, from_tensor, log_marginal_likelihood, predict,
                         responsibilities, runs)
 from pyro_gmvae.data import load_dataset, write_idx
-from pyro_gmvae.errors import (CheckpointError, ConfigError, DataError, DeviceError, GMVAEError, StorageError)
+from pyro_gmvae.errors import ConfigError, DataError, GMVAEError
 from pyro_gmvae.evaluation.responsibilities import _brute_force_marginals, _guide_at, cluster_marginals
 from pyro_gmvae.inference import make_elbo
-
-TINY = ["--dataset", "synthetic", "--num-datapoints", "200", "--network", "toy", "--num-clusters", "3",
-        "--batch-size", "64", "--epochs", "1", "--pretrain-epochs", "0", "--no-progress"]
-
-
-def snapshot(folder):
-    """Every file under ``folder`` with its bytes and modification time (folders too: none may appear)."""
-    return {p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else "dir"
-            for p in sorted(folder.rglob("*"))}
-
+from cli_cases import TINY, assert_refused, copy_run, good_run, on_run, snapshot, train  # noqa: F401
 
 def toy(model="vade", **kw):
     config = dict(model=model, data_dim=6, num_clusters=4, latent_dim=5, network="toy")
@@ -130,23 +119,6 @@ def test_single_valued_enumerated_sites_are_summed_exactly(float64):
 
 # -- the command line: bad input gives one line, and nothing is created, changed or lost ------------
 
-@pytest.fixture(scope="module")
-def good_run(tmp_path_factory):
-    """A finished one-epoch GMVAE run; each test works on a copy."""
-    out = tmp_path_factory.mktemp("good") / "run"
-    pyro.clear_param_store()
-    assert cli.main(["train", "--model", "gmvae", *TINY, "--out", str(out)]) == 0
-    return out
-
-
-def _copy(good_run, tmp_path, edit=None):
-    run = tmp_path / "existing"
-    shutil.copytree(good_run, run)
-    if edit is not None:
-        edit(run)
-    return run
-
-
 def _edit_json(path, edit):
     raw = json.loads(path.read_text())
     edit(raw)
@@ -163,17 +135,6 @@ def _npy(tmp_path, array, name="data.npy"):
     path = tmp_path / name
     np.save(path, array)
     return path
-
-
-def train(*args):
-    return lambda tmp_path, good_run: (["train", *TINY, *args], None)
-
-
-def on_run(make_argv, edit=None):
-    def build_case(tmp_path, good_run):
-        run = _copy(good_run, tmp_path, edit)
-        return make_argv(run), run
-    return build_case
 
 
 def custom(make):
@@ -292,20 +253,7 @@ CLI_CASES = {
 
 @pytest.mark.parametrize("name", list(CLI_CASES))
 def test_cli_bad_input(name, tmp_path, good_run, capsys):
-    make, words = CLI_CASES[name]
-    argv, kept = make(tmp_path, good_run)
-    out = tmp_path / "out"
-    if kept is None:
-        argv = [*argv, "--out", str(out)]
-    before = snapshot(tmp_path)
-    assert cli.main(argv) == 2
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"pyro-gmvae {argv[0]}: error: "), err
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    assert not out.exists()
-    assert snapshot(tmp_path) == before  # nothing created or changed, the existing run included
+    assert_refused(CLI_CASES[name], tmp_path, good_run, capsys)
 
 
 # -- 1. one owner per run folder ------------------------------------------------------------------
@@ -335,7 +283,7 @@ def test_a_folder_in_use_is_refused_before_anything_is_written(owner, tmp_path, 
 
 
 def test_a_stale_lock_is_reported_and_taken_over(tmp_path, good_run, capsys):
-    run = _copy(good_run, tmp_path)
+    run = copy_run(good_run, tmp_path)
     pid = _dead_pid()
     _lock(run, pid)
     assert cli.main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
@@ -356,7 +304,7 @@ def test_the_lock_is_held_for_the_run_and_released(tmp_path, monkeypatch):
 def test_a_live_owner_blocks_even_overwrite_and_a_dead_one_is_taken_over(tmp_path, good_run, capsys):
     """Another process owns the run (its pid, alive, in run.lock): --overwrite and --resume are refused
     before anything is written; once that process is gone, the lock is stale and a resume takes over."""
-    run = _copy(good_run, tmp_path)
+    run = copy_run(good_run, tmp_path)
     owner = subprocess.Popen(["sleep", "60"])
     try:
         _lock(run, owner.pid)
@@ -392,7 +340,7 @@ def _failing_step(monkeypatch, error):
 @pytest.mark.parametrize("error", [ValueError("boom"), KeyboardInterrupt()])
 def test_overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint(error, tmp_path, good_run, monkeypatch,
                                                                          capsys):
-    run = _copy(good_run, tmp_path)
+    run = copy_run(good_run, tmp_path)
     (run / "eval.json").write_text("{}")
     before = snapshot(tmp_path)
     _failing_step(monkeypatch, error)
@@ -410,7 +358,7 @@ def _configs(**model):
 
 
 def test_overwrite_replaces_the_run_after_its_first_checkpoint(tmp_path, good_run):
-    run = _copy(good_run, tmp_path)
+    run = copy_run(good_run, tmp_path)
     (run / "eval.json").write_text("{}")
     seen = []
     data = load_dataset("synthetic", num_datapoints=200)
@@ -448,7 +396,7 @@ def test_resume_refuses_other_data(tmp_path, capsys):
 
 
 def test_resume_refuses_an_edited_data_section(tmp_path, good_run, capsys):
-    run = _copy(good_run, tmp_path, lambda r: _edit_json(r / runs.CONFIG, lambda c: c["data"].update(
+    run = copy_run(good_run, tmp_path, lambda r: _edit_json(r / runs.CONFIG, lambda c: c["data"].update(
         num_datapoints=150)))
     before = snapshot(tmp_path)
     assert cli.main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 2
@@ -457,7 +405,7 @@ def test_resume_refuses_an_edited_data_section(tmp_path, good_run, capsys):
 
 
 def test_a_run_without_fingerprint_resumes_with_a_note(tmp_path, good_run, capsys):
-    run = _copy(good_run, tmp_path, lambda r: _edit_json(r / runs.CONFIG, lambda c: c["data"].pop("fingerprint")))
+    run = copy_run(good_run, tmp_path, lambda r: _edit_json(r / runs.CONFIG, lambda c: c["data"].pop("fingerprint")))
     assert cli.main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
     assert "records no fingerprint of its training data" in capsys.readouterr().out
     assert runs.load_checkpoint(run)["epoch"] == 2
@@ -488,7 +436,7 @@ def test_run_files_are_strict_json_and_follow_the_umask(tmp_path, good_run):
 # -- 6. I/O errors ----------------------------------------------------------------------------------
 
 def test_a_full_disk_keeps_the_checkpoint_and_says_so(tmp_path, good_run, monkeypatch, capsys):
-    run = _copy(good_run, tmp_path)
+    run = copy_run(good_run, tmp_path)
     checkpoint = (run / runs.CHECKPOINT).read_bytes()
 
     def full(*args, **kwargs):
@@ -519,7 +467,7 @@ def read_only(monkeypatch):
 
 @pytest.mark.parametrize("command", ["train", "resume", "evaluate", "sample", "plot"])
 def test_a_read_only_folder_is_refused_before_any_work(command, tmp_path, good_run, read_only, monkeypatch, capsys):
-    run = _copy(good_run, tmp_path)
+    run = copy_run(good_run, tmp_path)
     from pyro_gmvae.evaluation import report
     monkeypatch.setattr(report, "estimate_marginal_likelihood", lambda *a, **k: pytest.fail("computed first"))
     argv = {"train": ["train", *TINY, "--out", str(tmp_path / "ro" / "new")],
@@ -631,7 +579,7 @@ def test_fuzz_random_options_end_in_success_or_a_library_error(tmp_path, capsys)
 def test_evaluate_shows_progress_when_asked(tmp_path, good_run, capsys):
     from pyro_gmvae.evaluation.report import evaluate_run
 
-    run = _copy(good_run, tmp_path)
+    run = copy_run(good_run, tmp_path)
     result = evaluate_run(run, num_samples=3, batch_size=50, progress=True)
     assert "log-likelihood, 3 samples" in capsys.readouterr().err
     assert result["num_datapoints"] == 200
@@ -645,7 +593,7 @@ def test_a_nan_score_is_written_as_null(tmp_path):
 
 
 def test_an_overwrite_killed_before_its_first_checkpoint_leaves_the_old_run_resumable(tmp_path, good_run, capsys):
-    run = _copy(good_run, tmp_path)
+    run = copy_run(good_run, tmp_path)
     (run / runs.STAGING).mkdir()  # what SIGKILL leaves: the staged new run and the dead owner's lock
     (run / runs.STAGING / runs.CONFIG).write_text("{}")
     _lock(run, _dead_pid())
