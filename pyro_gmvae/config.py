@@ -17,14 +17,33 @@ MAX_LR = 1.0
 MAX_SEED = 2 ** 32 - 1
 
 
+class _AsDict:
+    """``to_dict``/``from_dict`` of the config dataclasses (config.json holds their dicts)."""
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        if not isinstance(d, dict):
+            raise ConfigError(f"{cls.__name__}.from_dict takes a dict, got {type(d).__name__}; pass the "
+                              "dict that to_dict() returned")
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown {cls._kind} config fields {sorted(unknown)}; the config was written by "
+                              "another version of pyro_gmvae")
+        return cls(**d)
+
+
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_AsDict):
     """The generative model and its guide.
 
     ``prior=None`` takes the model's own prior (VaDE: ``mixture``, GMVAE: ``conditional-mixture``,
     VAE: ``standard-normal``); naming another swaps it.
     """
 
+    _kind = "model"  # in from_dict's message (not a field: no annotation)
     model: str = "vade"
     data_dim: int = 64
     num_clusters: int = 10
@@ -84,21 +103,6 @@ class ModelConfig:
 
         return self.prior or MODELS[self.model].prior
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        if not isinstance(d, dict):
-            raise ConfigError(f"{cls.__name__}.from_dict takes a dict, got {type(d).__name__}; pass the "
-                              "dict that to_dict() returned")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - fields
-        if unknown:
-            raise ConfigError(f"unknown model config fields {sorted(unknown)}; the config was written by "
-                              "another version of pyro_gmvae")
-        return cls(**d)
-
     @classmethod
     def for_dataset(cls, dataset, preset=None, **overrides):
         """The model the command line would build for ``dataset`` (a :class:`~pyro_gmvae.data.Dataset`
@@ -125,10 +129,12 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_AsDict):
     """Optimisation: Adam on ``TraceEnum_ELBO`` with a step decay ``lr * lr_decay ** (epoch // lr_decay_every)``
     floored at ``min_lr`` (VaDE's schedule), optional autoencoder pretraining + GMM initialisation,
     and the free-bits constraint."""
+
+    _kind = "train"
 
     epochs: int = 100
     batch_size: int = 100
@@ -202,21 +208,6 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
         check_choice("free-bits group", self.free_bits_group, ("site", "dim"))
         check_choice("compute dtype", self.compute_dtype, ("float32", "bfloat16"))
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        if not isinstance(d, dict):
-            raise ConfigError(f"{cls.__name__}.from_dict takes a dict, got {type(d).__name__}; pass the "
-                              "dict that to_dict() returned")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - fields
-        if unknown:
-            raise ConfigError(f"unknown train config fields {sorted(unknown)}; the config was written by "
-                              "another version of pyro_gmvae")
-        return cls(**d)
 
     @classmethod
     def for_dataset(cls, dataset="digits", preset=None, **overrides):
