@@ -7,7 +7,8 @@ and writes mean +- std, the best run, epochs, wall-clock and the exact command a
     python benchmarks/accuracy.py --kmeans digits          # k-means on the raw pixels, the same data
     python benchmarks/accuracy.py --umap digits            # UMAP + GMM on the raw pixels
 
-Runs go to ``runs/bench/NAME-SEED`` (outside git); a run folder that already holds a finished run
+``{seed}`` in the training flags becomes each seed (``--pretrained runs/bench/other-{seed}`` starts every seed
+from another row's start). Runs go to ``runs/bench/NAME-SEED`` (outside git); a run folder that already holds a finished run
 is collected, not retrained. Results: ``benchmarks/results/accuracy-NAME.json``. No label is used
 for training or selection: the last epoch of every seed is reported.
 """
@@ -57,7 +58,8 @@ def run_seeds(name, seeds, train_args, evaluate_split=None):
             finished = bool(lines) and json.loads(lines[-1])["epoch"] == epochs
         if not finished:
             t0 = time.perf_counter()
-            cmd = [sys.executable, "-m", "pyro_gmvae", "train", *train_args, "--seed", str(seed), "--out", str(out),
+            seeded = [arg.replace("{seed}", str(seed)) for arg in train_args]  # e.g. --pretrained runs/x-{seed}
+            cmd = [sys.executable, "-m", "pyro_gmvae", "train", *seeded, "--seed", str(seed), "--out", str(out),
                    "--overwrite", "--no-progress"]
             subprocess.run(cmd, check=True, cwd=ROOT)
             (out / "wall.json").write_text(json.dumps({"seconds": time.perf_counter() - t0}) + "\n")
