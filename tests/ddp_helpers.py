@@ -115,3 +115,33 @@ def worker(rank, world_size, port, out):
             torch.save(results, out)
     finally:
         dist.destroy_process_group()
+
+
+GUIDED = ("amortized", "relaxed", "score-function")
+
+
+def guided_case(strategy):
+    """Two epochs of VaDE with a guided cluster inference, each rank its own Monte Carlo noise (the default);
+    returns this rank's parameters before and after, and the epochs' ELBOs."""
+    pyro.set_rng_seed(0)
+    model, guide = build(ModelConfig(model="vade", data_dim=DATA_DIM, num_clusters=NUM_CLUSTERS,
+                                     latent_dim=LATENT_DIM, network="toy", cluster_inference=strategy))
+    x = torch.rand(NUM_DATAPOINTS, DATA_DIM, generator=torch.Generator().manual_seed(3))
+    trainer = Trainer(model, guide, TrainConfig(epochs=EPOCHS, batch_size=BATCH_SIZE, lr=0.01, pretrain_epochs=0),
+                      progress=False)
+    before = [p.detach().clone() for p in trainer.params]
+    history = trainer.fit(from_tensor(x))
+    return {"before": before, "after": [p.detach().clone() for p in trainer.params],
+            "names": [name for name, _ in trainer.objective.named_parameters()],
+            "elbo": [row["elbo"] for row in history]}
+
+
+def guided_worker(rank, world_size, port, out_dir):
+    """One of ``world_size`` processes training every guided strategy; each rank saves its own results."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        torch.save({s: guided_case(s) for s in GUIDED}, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
