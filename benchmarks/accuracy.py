@@ -144,6 +144,7 @@ def main(argv=None):
     p.add_argument("--data-dir")
     p.add_argument("--split", default="all")
     p.add_argument("--table", default="Accuracy")
+    p.add_argument("--method", help="the row's description (default: its name)")
     p.add_argument("--evaluate-split", choices=["train", "test"],
                    help="score each trained run on this split with pyro-gmvae evaluate (GMVAE's protocol: test)")
     args = p.parse_args(argv)
@@ -162,7 +163,7 @@ def main(argv=None):
         rows, seconds = run_seeds(name, args.seeds, train_args, args.evaluate_split)
         wall = statistics.median(seconds) if seconds else None
         first_run = ROOT / "runs" / "bench" / f"{name}-{args.seeds[0]}" / "config.json"
-        method, dataset = name, json.loads(first_run.read_text())["data"].get("dataset", "digits")
+        method, dataset = args.method or name, json.loads(first_run.read_text())["data"].get("dataset", "digits")
     summary = {k: stats([r[k] for r in rows]) for k in KEYS if all(r.get(k) is not None for r in rows)}
     row = {"table": args.table, "name": name, "method": method, "dataset": dataset, "seeds": len(rows),
            "acc (mean ± std, %)": fmt(summary["acc"]), "best acc (%)": f"{100 * summary['acc']['best']:.1f}",
