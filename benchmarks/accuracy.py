@@ -16,6 +16,7 @@ for training or selection: the last epoch of every seed is reported.
 import argparse
 import json
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -148,7 +149,7 @@ def main(argv=None):
     p.add_argument("--evaluate-split", choices=["train", "test"],
                    help="score each trained run on this split with pyro-gmvae evaluate (GMVAE's protocol: test)")
     args = p.parse_args(argv)
-    command = "python benchmarks/accuracy.py " + " ".join(argv) + (" -- " + " ".join(train_args) if train_args else "")
+    command = "python benchmarks/accuracy.py " + shlex.join(argv) + (" -- " + shlex.join(train_args) if train_args else "")
     if args.kmeans or args.umap:
         dataset = args.kmeans or args.umap
         name = args.name or f"{'kmeans' if args.kmeans else 'umap-gmm'}-{dataset}"
