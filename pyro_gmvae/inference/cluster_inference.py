@@ -466,6 +466,14 @@ class ClusterGuide(AmortizedGuide):
             return super().forward(x)
         return self.training_guide(x, strategy)
 
+    def given_cluster(self, x, cluster):
+        """``q(h | x, c)`` at the given clusters (the warm-up, whose model observes the cluster)."""
+        h = self.encoder(x)
+        features = h + select(self.cluster_embedding, cluster)
+        with pyro.plate(DATA_PLATE, x.shape[0]):
+            return {name: pyro.sample(name, self.heads[name](features if name in self.conditioned else h))
+                    for name in self.sites}
+
     def training_guide(self, x, strategy):
         h = self.encoder(x)
         logits = self.cluster_logits(h)

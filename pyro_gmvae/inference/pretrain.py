@@ -220,20 +220,32 @@ def init_guide_scale(guide, scale, site=LATENT):
     return True
 
 
-def warm_up(model, guide, x, labels, *, epochs, batch_size, lr, seed, progress=False):
-    """``epochs`` of the ELBO with the cluster observed at ``labels`` (Adam over all parameters); returns the
-    loss per datapoint of each epoch. The enumerated parents of the cluster (a hierarchy's super-cluster)
-    stay enumerated."""
+def warm_up_loss(model, guide, x, labels, elbo=None):
+    """The warm-up's loss on ``x``: the negative ELBO with the cluster observed at ``labels`` in the model.
+    A guide with its own ``q(c | x)`` (a :class:`~pyro_gmvae.inference.cluster_inference.ClusterGuide`) is
+    run at the same clusters (``guide.given_cluster``): ``q(h | x, c)``, reparameterised, rather than its
+    mixture over ``q(c | x)``."""
     from pyro import poutine
 
+    from .elbo import make_elbo
+
+    elbo = make_elbo() if elbo is None else elbo
+    given = getattr(guide, "given_cluster", None)
+    run_guide = guide if given is None else (lambda data: given(data, labels))
+    return elbo.differentiable_loss(poutine.condition(model, data={CLUSTER: labels}), run_guide, x)
+
+
+def warm_up(model, guide, x, labels, *, epochs, batch_size, lr, seed, progress=False):
+    """``epochs`` of the ELBO with the cluster observed at ``labels`` (Adam over all parameters; see
+    :func:`warm_up_loss`); returns the loss per datapoint of each epoch. The enumerated parents of the
+    cluster (a hierarchy's super-cluster) stay enumerated."""
     from .elbo import make_elbo
 
     elbo = make_elbo()
     params = [p for m in (model, guide) for p in m.parameters() if p.requires_grad]
 
     def batch_loss(idx):
-        conditioned = poutine.condition(model, data={CLUSTER: labels[idx]})
-        return elbo.differentiable_loss(conditioned, guide, x[idx])
+        return warm_up_loss(model, guide, x[idx], labels[idx], elbo)
 
     losses = _minibatch_epochs(batch_loss, params, x.shape[0], x.device, epochs=epochs, batch_size=batch_size,
                                lr=lr, seed=seed + 2, desc="warm-up",

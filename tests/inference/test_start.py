@@ -12,7 +12,8 @@ from pyro import poutine
 from pyro_gmvae import ModelConfig, TrainConfig, Trainer, build, from_tensor, make_elbo
 from pyro_gmvae.evaluation.metrics import clustering_scores
 from pyro_gmvae.inference.pretrain import (INIT_STRATEGIES, PRETRAIN_RECIPES, _moments, init_guide_scale,
-                                           initialise_prior, pretrain_autoencoder, register_init, warm_up)
+                                           initialise_prior, pretrain_autoencoder, register_init, warm_up,
+                                           warm_up_loss)
 from pyro_gmvae.models.priors import positive
 from pyro_gmvae.sites import CLUSTER, LATENT
 
@@ -111,6 +112,32 @@ def test_warm_up_optimises_the_elbo_with_the_cluster_observed(float64):
     losses = warm_up(model, guide, x, y, epochs=15, batch_size=20, lr=1e-2, seed=0)
     assert losses[-1] < losses[0]
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("strategy", ["amortized", "score-function", "relaxed"])
+def test_a_guided_warm_up_runs_q_z_given_x_and_the_observed_cluster(float64, strategy):
+    """With a q(c | x) guide the warm-up reads q(z | x, c) at the observed c, reparameterised: its loss and
+    gradients equal the hand-written ELBO with z = loc_c + scale_c * eps (the same eps)."""
+    model, guide = vade(cluster_inference=strategy)
+    with torch.no_grad():
+        guide.cluster_embedding.normal_()  # q(z | x, c) differs between clusters
+    x = torch.rand(BATCH, DATA_DIM)
+    c = torch.tensor([2, 0, 3])
+    pyro.set_rng_seed(1)
+    loss = warm_up_loss(model, guide, x, c)
+    got = torch.autograd.grad(loss, list(guide.heads.parameters()))
+    pyro.set_rng_seed(1)
+    drawn = poutine.trace(guide.given_cluster).get_trace(x, c).nodes[LATENT]["value"]
+    head, features = guide.heads[LATENT], guide.encoder(x) + guide.cluster_embedding[c]
+    loc, scale = head.loc(features), positive(head.scale_raw(features))
+    z = loc + scale * ((drawn - loc) / scale).detach()  # the same noise, reparameterised by hand
+    prior = model.prior
+    expected = -(decoder_log_prob(model.decoder, z, x) + torch.log_softmax(prior.logits, -1)[c]
+                 + normal_log_prob(z, prior.loc[c], positive(prior.scale_raw)[c])
+                 - normal_log_prob(z, loc, scale)).sum()
+    assert torch.allclose(loss, expected, rtol=1e-10)
+    for g, e in zip(got, torch.autograd.grad(expected, list(guide.heads.parameters()))):
+        assert torch.allclose(g, e, rtol=1e-8, atol=1e-12)
 
 
 def test_warm_up_keeps_a_hierarchys_super_cluster_enumerated():
