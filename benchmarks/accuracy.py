@@ -44,7 +44,7 @@ def held_out_scores(run_dir, split):
         subprocess.run([sys.executable, "-m", "pyro_gmvae", "evaluate", str(run_dir), "--split", split,
                         "--num-samples", "10"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     result = json.loads(path.read_text())
-    return {k: result.get(k) for k in KEYS}
+    return {k: result.get(k) for k in (*KEYS, "num_used_clusters")}
 
 
 def run_seeds(name, seeds, train_args, evaluate_split=None):
@@ -69,8 +69,10 @@ def run_seeds(name, seeds, train_args, evaluate_split=None):
         history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
         last, start = history[-1], start_scores(out)
         protocol = start.get("pretrain_seconds", 0.0) + sum(r.get("seconds", 0.0) for r in history)
-        scores = held_out_scores(out, evaluate_split) if evaluate_split else {k: last.get(k) for k in KEYS}
-        rows.append({"seed": seed, "epochs": last["epoch"], **scores, **start,
+        scores = (held_out_scores(out, evaluate_split) if evaluate_split
+                  else {k: last.get(k) for k in (*KEYS, "num_used_clusters")})
+        num_clusters = json.loads(config.read_text())["model"]["num_clusters"]
+        rows.append({"seed": seed, "epochs": last["epoch"], **scores, "num_clusters": num_clusters, **start,
                      "protocol_seconds": protocol})
     return rows, seconds
 
@@ -176,6 +178,8 @@ def main(argv=None):
                                    if all("init_acc" in r for r in rows) else None),
            "after warm-up acc (mean, %)": (f"{100 * statistics.mean(r['warmup_acc'] for r in rows):.1f}"
                                            if all("warmup_acc" in r for r in rows) else None),
+           "clusters in use (fewest / K)": (f"{min(r['num_used_clusters'] for r in rows)} / {rows[0]['num_clusters']}"
+                                            if all(r.get("num_used_clusters") is not None for r in rows) else None),
            "median acc (%)": f"{100 * statistics.median(r['acc'] for r in rows):.1f}",
            "worst acc (%)": f"{100 * min(r['acc'] for r in rows):.1f}",
            "epochs": rows[0]["epochs"], "median wall-clock per run (s)": None if wall is None else round(wall),
