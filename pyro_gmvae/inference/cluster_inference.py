@@ -467,12 +467,9 @@ class ClusterGuide(AmortizedGuide):
         return self.training_guide(x, strategy)
 
     def given_cluster(self, x, cluster):
-        """``q(h | x, c)`` at the given clusters (the warm-up, whose model observes the cluster)."""
-        h = self.encoder(x)
-        features = h + select(self.cluster_embedding, cluster)
-        with pyro.plate(DATA_PLATE, x.shape[0]):
-            return {name: pyro.sample(name, self.heads[name](features if name in self.conditioned else h))
-                    for name in self.sites}
+        """``q(h | x, c)`` at the given clusters (the warm-up, whose model observes the cluster): the guide as
+        trained, with no cluster site."""
+        return self.training_guide(x, _GivenCluster(cluster))
 
     def training_guide(self, x, strategy):
         h = self.encoder(x)
@@ -487,6 +484,16 @@ class ClusterGuide(AmortizedGuide):
             for name in self.conditioned:
                 values[name] = pyro.sample(name, self.heads[name](features))
         return values
+
+
+class _GivenCluster:
+    """A stand-in strategy for :meth:`ClusterGuide.given_cluster`: the cluster is given, not sampled."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+
+    def sample_cluster(self, guide, h, logits):
+        return self.cluster
 
 
 class TrainingGuide(nn.Module):
