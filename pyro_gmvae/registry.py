@@ -1,0 +1,137 @@
+"""Components by name: the one place every registry lives.
+
+Each kind of component (prior, guide, model, network, likelihood, cluster inference strategy,
+initialisation strategy, pretraining recipe) is a :class:`Registry`. A module that defines a component
+registers it (``@PRIORS.register("my-prior")``); configuration checks a name with ``REGISTRY.check(name)``,
+which loads the installed ``pyro_gmvae.plugins`` entry points once before it gives up and then names the
+fix. This module imports nothing of the package, so every other module can import it.
+
+>>> toys = Registry("toy")
+>>> @toys.register("square")
+... def square(x):
+...     return x * x
+>>> toys["square"](3), "square" in toys, list(toys)
+(9, True, ['square'])
+>>> toys.register("square", abs)
+Traceback (most recent call last):
+...
+pyro_gmvae.errors.ConfigError: a toy named 'square' is registered already; pick another name, or pass override=True to replace it
+"""
+
+import warnings
+from collections.abc import Mapping
+
+from .errors import ConfigError
+
+ENTRY_POINT_GROUP = "pyro_gmvae.plugins"
+
+_entry_points_loaded = False
+
+
+def load_entry_points():
+    """Load the ``pyro_gmvae.plugins`` entry points of the installed packages (once per process).
+    A plugin that fails to load is reported with a warning, not raised: it may not be the one needed."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, type):
+                obj()
+        except Exception as e:  # a broken third-party plugin must not break the library
+            warnings.warn(f"the {ENTRY_POINT_GROUP} entry point {ep.name!r} ({ep.value}) failed to load "
+                          f"({type(e).__name__}: {e}); fix or uninstall its package", RuntimeWarning, stacklevel=2)
+
+
+class Registry(Mapping):
+    """A read-only mapping ``name -> component`` with :meth:`register` and :meth:`check`.
+
+    :param str kind: what a component is called in messages (``"prior"``); also the ``register_<kind>``
+        function named in the fix.
+    :param validate: optional ``validate(name, obj) -> obj`` run on registration (raise
+        :class:`ConfigError` to refuse, or return the object to store).
+    """
+
+    def __init__(self, kind, validate=None):
+        self.kind = kind
+        self._validate = validate
+        self._items = {}
+        self._builtin = set()
+
+    def register(self, name, obj=None, *, override=False):
+        """Add ``obj`` under ``name``; with ``obj`` omitted, a decorator. A name taken already is refused
+        unless ``override=True`` (so a plugin cannot silently replace a built-in)."""
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"a {self.kind} needs a non-empty string name, got {name!r}")
+        if obj is None:
+            return lambda o: self.register(name, o, override=override)
+        if name in self._items and not override and self._items[name] is not obj:
+            raise ConfigError(f"a {self.kind} named {name!r} is registered already; pick another name, "
+                              "or pass override=True to replace it")
+        if self._validate is not None:
+            stored = self._validate(name, obj)
+            obj = obj if stored is None else stored
+        self._items[name] = obj
+        return obj
+
+    def builtin(self, name, obj):
+        """Register one of the library's own components (marked so that :meth:`unregister` keeps it)."""
+        self.register(name, obj)
+        self._builtin.add(name)
+        return obj
+
+    def unregister(self, name):
+        """Remove a component registered by a plugin or a test; the library's own are kept."""
+        if name in self._builtin:
+            raise ConfigError(f"{name!r} is a built-in {self.kind}; it cannot be removed")
+        return self._items.pop(name)
+
+    pop = unregister
+
+    def check(self, name):
+        """Raise :class:`ConfigError` unless ``name`` is registered (after the entry points are loaded);
+        the message lists the names and says how to supply one's own."""
+        if name in self._items:
+            return
+        load_entry_points()
+        if name in self._items:
+            return
+        raise ConfigError(
+            f"unknown {self.kind} {name!r}; choose one of: {', '.join(sorted(self._items))}. If {name!r} is your "
+            f"own, the module that registers it must be imported first: pass --import MODULE to pyro-gmvae (or "
+            f"call pyro_gmvae.import_plugins(['MODULE'])), or declare it as a {ENTRY_POINT_GROUP!r} entry point "
+            "of an installed package")
+
+    def __getitem__(self, name):
+        return self._items[name]
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self):
+        return len(self._items)
+
+    def __repr__(self):
+        return f"Registry({self.kind!r}, {sorted(self._items)})"
+
+
+#: Priors ``cls(latent_dim=, num_clusters=, noise_dim=, hidden_dim=, num_super_clusters=)``.
+PRIORS = Registry("prior")
+#: Guide head families ``cls(in_dim, dim)``.
+GUIDES = Registry("guide")
+#: Models: a ``ModelSpec`` (default prior, pretraining epochs).
+MODELS = Registry("model")
+#: MLP presets: hidden sizes in encoder order.
+NETWORKS = Registry("network")
+#: Observation likelihoods of the decoder.
+LIKELIHOODS = Registry("likelihood")
+#: Cluster inference strategies (``ClusterInference`` subclasses).
+CLUSTER_INFERENCE = Registry("cluster_inference")
+#: Initialisation strategies ``fn(codes, num_clusters, seed) -> (labels, weights, means, scales, report)``.
+INIT_STRATEGIES = Registry("init")
+#: Autoencoder pretraining recipes.
+PRETRAIN_RECIPES = Registry("pretrain_recipe")
