@@ -6,10 +6,13 @@ fails before any data is loaded or any file is written.
 """
 
 import dataclasses
+import inspect
 import numbers
 from dataclasses import dataclass
 
 from .errors import ConfigError, check_choice, check_positive
+from .registry import CLUSTER_INFERENCE, GUIDES, INIT_STRATEGIES, LIKELIHOODS, MODELS, NETWORKS, PRETRAIN_RECIPES, \
+    PRIORS
 
 #: The largest learning rate accepted (Adam diverges long before).
 MAX_LR = 1.0
@@ -64,30 +67,16 @@ class ModelConfig(_AsDict):
             value = getattr(self, name)
             if not isinstance(value, str) and not (name == "prior" and value is None):
                 raise ConfigError(f"{name} must be a name (a string), got {value!r}; pass e.g. model='vade'")
-        from .models import MODELS
-        from .models.priors import PRIORS
-        from .inference.amortized import GUIDES
-        from .models.decoders import LIKELIHOODS
-        from .nn import NETWORK_PRESETS
-
-        from .plugins import check_component
-
-        check_component("model", self.model, MODELS)
+        MODELS.check(self.model)
         if self.prior is not None:
-            check_component("prior", self.prior, PRIORS)
-        check_component("guide", self.guide, GUIDES)
+            PRIORS.check(self.prior)
+        GUIDES.check(self.guide)
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
-        check_component("network", self.network, NETWORK_PRESETS)
-        if self.fixed_weights:
-            import inspect
-
-            prior_cls = PRIORS[self.prior_name]
-            if "fixed_weights" not in inspect.signature(prior_cls).parameters:
-                raise ConfigError(f"the prior {self.prior_name!r} has no fixed_weights option; use the 'mixture' "
-                                  "prior (VaDE's), or drop fixed_weights / --fixed-weights")
-        from .inference.cluster_inference import CLUSTER_INFERENCE
-
-        check_component("cluster_inference", self.cluster_inference, CLUSTER_INFERENCE)
+        NETWORKS.check(self.network)
+        if self.fixed_weights and "fixed_weights" not in inspect.signature(PRIORS[self.prior_name]).parameters:
+            raise ConfigError(f"the prior {self.prior_name!r} has no fixed_weights option; use the 'mixture' "
+                              "prior (VaDE's), or drop fixed_weights / --fixed-weights")
+        CLUSTER_INFERENCE.check(self.cluster_inference)
         CLUSTER_INFERENCE[self.cluster_inference].check_prior(
             self.prior_name, getattr(PRIORS[self.prior_name], "cluster_sites", None))
         for name in ("data_dim", "num_clusters", "latent_dim", "prior_hidden_dim"):
@@ -99,8 +88,6 @@ class ModelConfig(_AsDict):
 
     @property
     def prior_name(self):
-        from .models import MODELS
-
         return self.prior or MODELS[self.model].prior
 
     @classmethod
@@ -186,8 +173,6 @@ class TrainConfig(_AsDict):
         if self.init_guide_scale is not None:
             check_positive("init_guide_scale", self.init_guide_scale, maximum=1e3)
         check_positive("init_warmup_epochs", self.init_warmup_epochs, strict=False, integer=True)
-        from .inference.pretrain import INIT_STRATEGIES, PRETRAIN_RECIPES
-
         check_choice("pretraining recipe", self.pretrain_recipe, PRETRAIN_RECIPES)
         check_choice("initialisation", self.init, INIT_STRATEGIES)
         if isinstance(self.free_bits, numbers.Real) and not isinstance(self.free_bits, bool) and self.free_bits < 0:

@@ -21,15 +21,16 @@ runs from sources you trust.
 """
 
 import importlib
+import os
 import sys
-import warnings
 
 from .errors import ConfigError
+from .registry import ENTRY_POINT_GROUP, GUIDES, MODELS, PRIORS, load_entry_points
 
-ENTRY_POINT_GROUP = "pyro_gmvae.plugins"
+__all__ = ["ENTRY_POINT_GROUP", "component_modules", "import_plugins", "imported_plugins", "load_entry_points",
+           "run_plugins"]
 
 _imported = []  # modules imported through import_plugins, in order
-_entry_points_loaded = False
 
 
 def import_plugins(modules):
@@ -55,8 +56,6 @@ def import_plugins(modules):
 def _import(name):
     """``importlib.import_module``, falling back on the working folder, which ``python -m`` puts on the path
     but a console script does not (appended, so that it shadows nothing installed)."""
-    import os
-
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as e:
@@ -70,40 +69,6 @@ def _import(name):
 def imported_plugins():
     """The modules imported through :func:`import_plugins` so far, in order."""
     return list(_imported)
-
-
-def load_entry_points():
-    """Load the ``pyro_gmvae.plugins`` entry points of the installed packages (once per process).
-    A plugin that fails to load is reported with a warning, not raised: it may not be the one needed."""
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-            if callable(obj) and not isinstance(obj, type):
-                obj()
-        except Exception as e:  # a broken third-party plugin must not break the library
-            warnings.warn(f"the {ENTRY_POINT_GROUP} entry point {ep.name!r} ({ep.value}) failed to load "
-                          f"({type(e).__name__}: {e}); fix or uninstall its package", RuntimeWarning, stacklevel=2)
-
-
-def check_component(kind, name, registry):
-    """Raise :class:`ConfigError` unless ``name`` is registered in ``registry`` (after the entry points
-    are loaded); the message says how to supply a component of one's own."""
-    if name in registry:
-        return
-    load_entry_points()
-    if name in registry:
-        return
-    raise ConfigError(
-        f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(registry))}. If {name!r} is your own, "
-        f"the module that calls register_{kind}({name!r}, ...) must be imported first: pass --import MODULE "
-        f"to pyro-gmvae (or call pyro_gmvae.import_plugins(['MODULE'])), or declare it as a "
-        f"{ENTRY_POINT_GROUP!r} entry point of an installed package")
 
 
 def component_modules(objects):
@@ -123,9 +88,6 @@ def component_modules(objects):
 def run_plugins(model_config):
     """The plugin modules a run of ``model_config`` records: those imported with ``--import`` and the
     defining modules of its registered components."""
-    from .inference.amortized import GUIDES
-    from .models import MODELS, PRIORS
-
     parts = [PRIORS.get(model_config.prior_name), GUIDES.get(model_config.guide),
              MODELS.get(model_config.model)]
     found = component_modules([p for p in parts if p is not None])

@@ -26,6 +26,7 @@ from .errors import ConfigError
 ENTRY_POINT_GROUP = "pyro_gmvae.plugins"
 
 _entry_points_loaded = False
+_OMITTED = object()  # register(name) without an object: a decorator (None is a value: the "conv" preset's)
 
 
 def load_entry_points():
@@ -62,14 +63,14 @@ class Registry(Mapping):
         self._items = {}
         self._builtin = set()
 
-    def register(self, name, obj=None, *, override=False):
+    def register(self, name, obj=_OMITTED, *, override=False):
         """Add ``obj`` under ``name``; with ``obj`` omitted, a decorator. A name taken already is refused
         unless ``override=True`` (so a plugin cannot silently replace a built-in)."""
         if not isinstance(name, str) or not name:
             raise ConfigError(f"a {self.kind} needs a non-empty string name, got {name!r}")
-        if obj is None:
+        if obj is _OMITTED:
             return lambda o: self.register(name, o, override=override)
-        if name in self._items and not override and self._items[name] is not obj:
+        if name in self._items and not override and self._items[name] is not obj and self._items[name] != obj:
             raise ConfigError(f"a {self.kind} named {name!r} is registered already; pick another name, "
                               "or pass override=True to replace it")
         if self._validate is not None:
@@ -92,6 +93,15 @@ class Registry(Mapping):
 
     pop = unregister
 
+    def snapshot(self):
+        """A copy of the entries, for :meth:`restore` (tests that register components of their own)."""
+        return dict(self._items)
+
+    def restore(self, snapshot):
+        """Put back the entries of :meth:`snapshot` (in place: modules holding this registry see it)."""
+        self._items.clear()
+        self._items.update(snapshot)
+
     def check(self, name):
         """Raise :class:`ConfigError` unless ``name`` is registered (after the entry points are loaded);
         the message lists the names and says how to supply one's own."""
@@ -102,7 +112,7 @@ class Registry(Mapping):
             return
         raise ConfigError(
             f"unknown {self.kind} {name!r}; choose one of: {', '.join(sorted(self._items))}. If {name!r} is your "
-            f"own, the module that registers it must be imported first: pass --import MODULE to pyro-gmvae (or "
+            f"own, the module that registers it (register_{self.kind}({name!r}, ...)) must be imported first: pass --import MODULE to pyro-gmvae (or "
             f"call pyro_gmvae.import_plugins(['MODULE'])), or declare it as a {ENTRY_POINT_GROUP!r} entry point "
             "of an installed package")
 
@@ -125,9 +135,9 @@ PRIORS = Registry("prior")
 GUIDES = Registry("guide")
 #: Models: a ``ModelSpec`` (default prior, pretraining epochs).
 MODELS = Registry("model")
-#: MLP presets: hidden sizes in encoder order.
+#: Network presets: MLP hidden sizes in encoder order (``None``: the convolutional pair).
 NETWORKS = Registry("network")
-#: Observation likelihoods of the decoder.
+#: Observation likelihoods of the decoder: a one-line description each.
 LIKELIHOODS = Registry("likelihood")
 #: Cluster inference strategies (``ClusterInference`` subclasses).
 CLUSTER_INFERENCE = Registry("cluster_inference")

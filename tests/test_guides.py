@@ -37,17 +37,15 @@ def blocks(path):
 def _isolated_registries():
     """A guide registers components of its own and may import a plugin: undo both, so that later tests see
     the library's registries, path and plugin list as they were."""
-    from pyro_gmvae import GUIDES, MODELS, PRIORS, plugins
-    from pyro_gmvae.inference.cluster_inference import CLUSTER_INFERENCE
-    from pyro_gmvae.nn import NETWORK_PRESETS
+    from pyro_gmvae import plugins, registry
 
-    saved = [(registry, dict(registry))
-             for registry in (GUIDES, MODELS, PRIORS, NETWORK_PRESETS, CLUSTER_INFERENCE)]
+    saved = [(r, r.snapshot())
+             for r in (registry.GUIDES, registry.MODELS, registry.PRIORS, registry.NETWORKS,
+                       registry.CLUSTER_INFERENCE)]
     path, imported = list(sys.path), list(plugins._imported)
     yield
-    for registry, before in saved:
-        registry.clear()
-        registry.update(before)
+    for r, before in saved:
+        r.restore(before)
     sys.path[:] = path
     for name in set(plugins._imported) - set(imported):  # a guide's plugin module lives in its tmp folder
         sys.modules.pop(name, None)

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 
-from pyro_gmvae import GUIDES, PRIORS, ModelConfig, import_plugins, plugins, register_guide
+from pyro_gmvae import GUIDES, PRIORS, ModelConfig, import_plugins, plugins, register_guide, registry
 from pyro_gmvae.cli import main
 from pyro_gmvae.errors import CheckpointError, ConfigError
 from pyro_gmvae.inference import DiagonalNormalHead
@@ -51,8 +51,7 @@ def test_a_plugin_prior_trains_and_reopens_in_a_fresh_process(tmp_path, monkeypa
     (tmp_path / "my_priors.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(plugins, "_imported", [])  # this test's imports only
-    monkeypatch.setitem(PRIORS, "test-plugin-student-t", None)  # restored (removed) after the test
-    del PRIORS["test-plugin-student-t"]
+    priors = PRIORS.snapshot()  # restored (the plugin's prior removed) after the test
     threads = torch.get_num_threads()
     try:
         assert main(["train", "--import", "my_priors", "--prior", "test-plugin-student-t", "--dataset", "synthetic",
@@ -61,6 +60,7 @@ def test_a_plugin_prior_trains_and_reopens_in_a_fresh_process(tmp_path, monkeypa
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
+        PRIORS.restore(priors)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["plugins"] == ["my_priors"]
     # another process, without --import: config.json names the module, and it is imported again
     evaluate = _cli(["evaluate", "run", "--num-samples", "4"], tmp_path)
@@ -92,11 +92,12 @@ def test_register_guide_makes_a_guide_choosable_by_name():
     class Head(DiagonalNormalHead):
         pass
 
+    guides = registry.GUIDES.snapshot()
     try:
         assert register_guide("test-head", Head) is Head
         assert ModelConfig(guide="test-head", data_dim=6, network="toy").guide == "test-head"
     finally:
-        GUIDES.pop("test-head", None)
+        registry.GUIDES.restore(guides)
     with pytest.raises(ConfigError, match="unknown guide 'test-head'.*register_guide"):
         ModelConfig(guide="test-head", data_dim=6, network="toy")
 
@@ -116,15 +117,17 @@ def test_entry_points_register_on_first_need_and_a_broken_one_only_warns(monkeyp
         raise ImportError("no such package")
 
     monkeypatch.setattr(importlib.metadata, "entry_points",
-                        lambda group=None: list(group_list) if group == plugins.ENTRY_POINT_GROUP else [])
+                        lambda group=None: list(group_list) if group == registry.ENTRY_POINT_GROUP else [])
     group_list = [_EntryPoint("good", lambda: (lambda: register_guide("test-entry-point-head", Head))),
                   _EntryPoint("broken", broken)]
-    monkeypatch.setattr(plugins, "_entry_points_loaded", False)
-    monkeypatch.setitem(GUIDES, "test-entry-point-head", None)
-    del GUIDES["test-entry-point-head"]  # restored (removed) after the test
-    with pytest.warns(RuntimeWarning, match="entry point 'broken'.*failed to load"):
-        config = ModelConfig(guide="test-entry-point-head", data_dim=6, network="toy")
-    assert config.guide == "test-entry-point-head" and GUIDES["test-entry-point-head"] is Head
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    guides = registry.GUIDES.snapshot()  # restored (the head removed) after the test
+    try:
+        with pytest.warns(RuntimeWarning, match="entry point 'broken'.*failed to load"):
+            config = ModelConfig(guide="test-entry-point-head", data_dim=6, network="toy")
+        assert config.guide == "test-entry-point-head" and GUIDES["test-entry-point-head"] is Head
+    finally:
+        registry.GUIDES.restore(guides)
 
 
 def test_every_register_function_checks_its_arguments():

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError, check_choice
+from ..registry import LIKELIHOODS
 from .idx import read_idx
 from .synthetic import make_arcs
 
@@ -31,7 +32,6 @@ __all__ = [
 
 DATASETS = ("digits", "synthetic", "mnist", "fashion-mnist", "svhn", "file")
 SPLITS = ("train", "test", "all")
-LIKELIHOODS = ("bernoulli", "normal")
 
 # IDX file stems, per split, for MNIST and Fashion-MNIST (images, labels).
 _IDX_FILES = {

@@ -5,39 +5,15 @@ Models are registered by name in :data:`MODELS`: a model name picks a default pr
 whether training starts with VaDE's autoencoder pretraining.
 """
 
-from dataclasses import dataclass
-
+from ..config import ModelConfig
 from ..errors import ConfigError
+from ..inference.cluster_inference import build_guide
+from ..nn import build_decoder_net, build_encoder_net
+from . import hierarchical  # noqa: F401  (registers the "hierarchical" model and its prior)
 from .decoders import Decoder
 from .model import ClusterModel
 from .priors import PRIORS, ConditionalMixturePrior, MixturePrior, StandardNormalPrior, register_prior
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    prior: str
-    pretrain_epochs: int = 0
-    description: str = ""
-
-
-#: Models by name. A hierarchical variant registers itself here with :func:`register_model`.
-MODELS = {
-    "vade": ModelSpec("mixture", pretrain_epochs=50, description="VaDE (Jiang et al. 2017)"),
-    # pretraining + the mixture start is what keeps GMVAE out of its collapsed start (BENCHMARKS.md)
-    "gmvae": ModelSpec("conditional-mixture", pretrain_epochs=50, description="GMVAE (Dilokthanakul et al. 2016)"),
-    "vae": ModelSpec("standard-normal", description="VAE baseline, N(0, I) prior"),
-}
-
-
-def register_model(name, spec):
-    """Add a :class:`ModelSpec` (its default prior, its pretraining) to :data:`MODELS` under ``name``."""
-    if not isinstance(name, str) or not name:
-        raise ConfigError("a model needs a non-empty string name")
-    if not isinstance(spec, ModelSpec):
-        raise ConfigError(f"register_model takes a ModelSpec, got {type(spec).__name__}; "
-                          "pass ModelSpec(prior='my-prior', pretrain_epochs=0)")
-    MODELS[name] = spec
-    return spec
+from .specs import MODELS, ModelSpec, register_model
 
 
 def build_prior(config):
@@ -50,10 +26,6 @@ def build_prior(config):
 
 def build(config):
     """``(model, guide)`` for a :class:`~pyro_gmvae.config.ModelConfig`, on the CPU in the default dtype."""
-    from ..config import ModelConfig
-    from ..inference.cluster_inference import build_guide
-    from ..nn import build_decoder_net, build_encoder_net
-
     if not isinstance(config, ModelConfig):
         raise ConfigError(f"build takes a ModelConfig, got {type(config).__name__} {config!r}; pass "
                           f"build(ModelConfig(model=..., data_dim=..., num_clusters=...))")
@@ -71,4 +43,3 @@ __all__ = [
     "PRIORS", "register_prior", "StandardNormalPrior", "MixturePrior", "ConditionalMixturePrior", "ConfigError",
 ]
 
-from . import hierarchical  # noqa: E402,F401  (registers the "hierarchical" model and its prior)

@@ -7,10 +7,12 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from ..errors import check_choice
+from ..registry import LIKELIHOODS
 from ..sites import OBS
 from .priors import inverse_softplus, positive
 
-LIKELIHOODS = ("bernoulli", "normal")
+LIKELIHOODS.builtin("bernoulli", "Bernoulli(logits=net(z)): binary or gray levels in [0, 1]")
+LIKELIHOODS.builtin("normal", "Normal(net(z), scale): a learned scale per feature")
 
 
 class Decoder(PyroModule):

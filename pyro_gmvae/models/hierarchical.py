@@ -30,9 +30,10 @@ from pyro.ops.indexing import Vindex
 from torch import nn
 
 from ..errors import ConfigError, check_positive
+from ..registry import MODELS, PRIORS
 from ..sites import CLUSTER, LATENT, SUPER_CLUSTER
-from . import ModelSpec, register_model
-from .priors import ENUM, GaussianComponents, register_prior
+from .priors import ENUM, GaussianComponents
+from .specs import ModelSpec
 
 #: Log-weight, relative to the group's clusters, of a cluster outside its super-cluster's group
 #: after :meth:`HierarchicalMixturePrior.init_from_gmm` (``log 1e-6``).
@@ -150,7 +151,7 @@ class HierarchicalMixturePrior(GaussianComponents, PyroModule):
         self._set_components(np.asarray(means), np.asarray(scales))
 
 
-register_prior("hierarchical-mixture", HierarchicalMixturePrior)
-register_model("hierarchical", ModelSpec(
+PRIORS.builtin("hierarchical-mixture", HierarchicalMixturePrior)
+MODELS.builtin("hierarchical", ModelSpec(
     "hierarchical-mixture", pretrain_epochs=50,
     description="two-level VaDE: super-clusters of Gaussian clusters, both levels enumerated"))

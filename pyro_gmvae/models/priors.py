@@ -27,6 +27,7 @@ from pyro.ops.indexing import Vindex
 from torch import nn
 
 from ..errors import ConfigError, check_positive
+from ..registry import PRIORS
 from ..sites import CLUSTER, LATENT, NOISE
 
 MIN_SCALE = 1e-3
@@ -222,21 +223,16 @@ class ConditionalMixturePrior(PyroModule):
         return pyro.sample(LATENT, self.z_dist(cluster, w))
 
 
-#: Priors by name. Register a new prior here (or pass the class itself) to make it a one-argument swap.
-PRIORS = {
-    "standard-normal": StandardNormalPrior,
-    "mixture": MixturePrior,
-    "conditional-mixture": ConditionalMixturePrior,
-}
+#: Priors by name (:data:`pyro_gmvae.registry.PRIORS`): register a class to make it a one-argument swap.
+PRIORS.builtin("standard-normal", StandardNormalPrior)
+PRIORS.builtin("mixture", MixturePrior)
+PRIORS.builtin("conditional-mixture", ConditionalMixturePrior)
 
 
-def register_prior(name, cls=None):
+def register_prior(name, cls=None, *, override=False):
     """Add a prior class to :data:`PRIORS` so that it can be chosen by name (CLI and config); usable as a
     decorator, ``@register_prior("my-prior")``. From the shell, the module that calls it is imported with
     ``--import MODULE`` (see :mod:`pyro_gmvae.plugins`)."""
-    if not isinstance(name, str) or not name:
-        raise ConfigError("a prior needs a non-empty string name")
     if cls is None:
-        return lambda c: register_prior(name, c)
-    PRIORS[name] = cls
-    return cls
+        return PRIORS.register(name, override=override)
+    return PRIORS.register(name, cls, override=override)

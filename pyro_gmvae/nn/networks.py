@@ -12,14 +12,14 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, check_choice
+from ..registry import NETWORKS
 
-#: Hidden sizes of the MLP presets, encoder order (the decoder mirrors them).
-NETWORK_PRESETS = {
-    "vade": (500, 500, 2000),
-    "small": (256, 128),
-    "toy": (100,),
-    "conv": None,
-}
+#: Hidden sizes of the MLP presets, encoder order (the decoder mirrors them); ``None``: the conv pair.
+NETWORK_PRESETS = NETWORKS
+NETWORKS.builtin("vade", (500, 500, 2000))
+NETWORKS.builtin("small", (256, 128))
+NETWORKS.builtin("toy", (100,))
+NETWORKS.builtin("conv", None)
 
 _IMAGE_SHAPES = {784: (1, 28, 28), 3072: (3, 32, 32), 1024: (1, 32, 32)}
 
@@ -95,7 +95,7 @@ class ConvDecoder(nn.Module):
         return self.deconv(y).reshape(*batch, self.out_dim)
 
 
-def register_network(name, hidden_dims):
+def register_network(name, hidden_dims, *, override=False):
     """Add an MLP preset to :data:`NETWORK_PRESETS`: ``hidden_dims`` in encoder order (the decoder mirrors
     them), chosen by name with ``--network`` or ``ModelConfig(network=...)``.
 
@@ -109,8 +109,7 @@ def register_network(name, hidden_dims):
     dims = tuple(hidden_dims)
     if not dims or not all(isinstance(d, int) and d > 0 for d in dims):
         raise ConfigError(f"network {name!r}: hidden_dims must be positive integers, got {hidden_dims!r}")
-    NETWORK_PRESETS[name] = dims
-    return dims
+    return NETWORKS.register(name, dims, override=override)
 
 
 def build_encoder_net(network, data_dim):
