@@ -23,6 +23,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from .data import load_data
 from .defaults import DATA_FIELDS, DATASET_DEFAULTS, MODEL_FIELDS, PRESETS, TRAIN_FIELDS  # noqa: F401
 from .errors import GMVAEError
 
@@ -232,28 +233,6 @@ def _resolve(args):
     return resolve(vars(args), args.preset)
 
 
-def load_data(data_kw, device="cpu", download=False):
-    from .data import load_dataset
-
-    from .errors import ConfigError
-
-    # a hand-edited config.json may hold anything: refuse what load_dataset would not understand
-    if not isinstance(data_kw, dict):
-        raise ConfigError(f"the data settings must be a dict of {', '.join(DATA_FIELDS)}, got {data_kw!r}; "
-                          "fix the data section of config.json")
-    kw = {k: v for k, v in data_kw.items() if k != "fingerprint"}  # the fingerprint checks the data, not loads
-    unknown = sorted(set(kw) - set(DATA_FIELDS))
-    if unknown:
-        raise ConfigError(f"unknown data settings {unknown}; the data section of config.json takes "
-                          f"{', '.join(DATA_FIELDS)}")
-    for key in ("dataset", "data_dir", "data_path", "split"):
-        if kw.get(key) is not None and not isinstance(kw[key], str):
-            raise ConfigError(f"the data setting {key} must be a string, got {kw[key]!r}; fix the data section "
-                              "of config.json")
-    name = kw.pop("dataset", "digits")
-    return load_dataset(name, device=device, download=download, **kw)
-
-
 def cmd_train(args):
     from .inference.distributed import process_group
 
@@ -268,9 +247,9 @@ def cmd_train(args):
                 args.no_progress = True
             return _train(args, out, world)
     except KeyboardInterrupt:
-        from .runs import _sigint_ignored
+        from .runs import sigint_ignored
 
-        with _sigint_ignored():  # a second Ctrl-C must not cut the report short with a traceback
+        with sigint_ignored():  # a second Ctrl-C must not cut the report short with a traceback
             _report_interrupt(out)
         return 130
 

@@ -269,8 +269,7 @@ def plot_run(run_dir, device="cpu"):
     """Write ``RUN_DIR/curves.png`` (training curves from ``metrics.jsonl``) and ``RUN_DIR/latent.png``
     (guide means of ``z``, projected to 2-D, coloured by predicted cluster and, beside it, by the true
     label when the data have labels); returns their paths."""
-    from .evaluation.report import load_run_data
-    from .runs import load_checkpoint, load_run, read_metrics
+    from .runs import load_checkpoint, load_run, load_run_data, read_metrics
 
     from .runs import check_writable
 

@@ -294,7 +294,7 @@ def test_a_stale_lock_is_reported_and_taken_over(tmp_path, good_run, capsys):
 def test_the_lock_is_held_for_the_run_and_released(tmp_path, monkeypatch):
     seen = []
     real = runs.save_checkpoint
-    monkeypatch.setattr(runs, "save_checkpoint", lambda d, s: (seen.append(json.loads(
+    monkeypatch.setattr(runs.train, "save_checkpoint", lambda d, s: (seen.append(json.loads(
         (tmp_path / "out" / runs.LOCK).read_text())), real(d, s)))
     assert cli.main(["train", *TINY, "--out", str(tmp_path / "out")]) == 0
     assert [(r["pid"], r["host"]) for r in seen] == [(os.getpid(), socket.gethostname())] * 2
@@ -453,7 +453,7 @@ def test_a_full_disk_keeps_the_checkpoint_and_says_so(tmp_path, good_run, monkey
 def read_only(monkeypatch):
     """chmod a folder read-only; root writes anyway, so the check reads the mode bits there."""
     if os.geteuid() == 0:
-        monkeypatch.setattr(runs, "_is_writable", lambda p: bool(os.stat(p).st_mode & 0o200))
+        monkeypatch.setattr(runs.storage, "_is_writable", lambda p: bool(os.stat(p).st_mode & 0o200))
     folders = []
 
     def make(folder):

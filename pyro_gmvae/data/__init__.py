@@ -7,6 +7,7 @@ from .datasets import (
     Dataset,
     default_cache_dir,
     from_tensor,
+    load_data,
     load_dataset,
     validate_data,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "Dataset",
     "default_cache_dir",
     "from_tensor",
+    "load_data",
     "load_dataset",
     "make_arcs",
     "read_idx",

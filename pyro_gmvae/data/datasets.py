@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..defaults import DATA_FIELDS
 from ..errors import ConfigError, DataError, check_choice
 from ..registry import LIKELIHOODS
 from .idx import read_idx
@@ -26,6 +27,7 @@ __all__ = [
     "Dataset",
     "default_cache_dir",
     "from_tensor",
+    "load_data",
     "load_dataset",
     "validate_data",
 ]
@@ -445,3 +447,22 @@ def load_dataset(
         x, y = x[idx], y[idx]
     xt, yt = _to_tensors(x, y, device=device, dtype=dtype, scale=scale)
     return Dataset(name, xt, yt, image_shape, "bernoulli", _num_classes(y))
+
+
+def load_data(data_kw, device="cpu", download=False):
+    """The data set of a data section (``config.json``'s ``"data"``, or the CLI's data flags)."""
+    # a hand-edited config.json may hold anything: refuse what load_dataset would not understand
+    if not isinstance(data_kw, dict):
+        raise ConfigError(f"the data settings must be a dict of {', '.join(DATA_FIELDS)}, got {data_kw!r}; "
+                          "fix the data section of config.json")
+    kw = {k: v for k, v in data_kw.items() if k != "fingerprint"}  # the fingerprint checks the data, not loads
+    unknown = sorted(set(kw) - set(DATA_FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown data settings {unknown}; the data section of config.json takes "
+                          f"{', '.join(DATA_FIELDS)}")
+    for key in ("dataset", "data_dir", "data_path", "split"):
+        if kw.get(key) is not None and not isinstance(kw[key], str):
+            raise ConfigError(f"the data setting {key} must be a string, got {kw[key]!r}; fix the data section "
+                              "of config.json")
+    name = kw.pop("dataset", "digits")
+    return load_dataset(name, device=device, download=download, **kw)

@@ -1,14 +1,15 @@
 """Evaluate a run folder: ELBO, importance-weighted log-likelihood with PSIS diagnostics, and
 clustering scores; the result goes to ``RUN_DIR/eval.json`` (``pyro-gmvae evaluate``)."""
 
-import math
 import warnings
 from pathlib import Path
 
 import pyro
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from ..runs import (check_writable, data_fingerprint, describe_fingerprint, finite_or_none, load_run, load_run_data,
+                    memory_bytes, saved_fingerprint, write_json)
 from .marginal import estimate_marginal_likelihood
 from .metrics import active_clusters, cluster_information, clustering_scores, most_confident_accuracy, used_clusters
 from .responsibilities import cluster_marginals
@@ -19,24 +20,6 @@ EVAL = "eval.json"
 def cluster_shares(resp):
     """Each cluster's share of the data, ``(K,)``: the mean of the ``(N, K)`` responsibilities."""
     return resp.mean(0)
-
-
-def load_run_data(run_dir, split=None, device="cpu"):
-    """The data set a run was trained on (``split`` overrides the training split)."""
-    from ..cli import load_data
-    from ..runs import read_config
-
-    from ..data import DATASETS
-
-    _, _, data_spec = read_config(run_dir)
-    spec = dict(data_spec)
-    if spec.get("dataset", "digits") not in DATASETS:  # fitted in Python on arrays, which a run does not store
-        raise DataError(f"the run in {run_dir} was fitted on in-memory data ({spec.get('dataset')!r}), which the "
-                        "run folder does not hold; score new data with pyro-gmvae predict RUN --data FILE, or in "
-                        "Python with GMVAEClusterer.load(RUN).score(X) / estimate_marginal_likelihood")
-    if split is not None:
-        spec["split"] = split
-    return load_data(spec, device)
 
 
 @torch.no_grad()
@@ -57,8 +40,6 @@ def evaluate_run(run_dir, num_samples=100, split=None, device="cpu", batch_size=
     and one batch of log-weights must fit in memory. Data that differ from those the run was trained
     on (same split) give a ``RuntimeWarning``; ``progress`` shows a bar over the batches.
     """
-    from ..runs import check_writable, load_run, write_json
-
     model, guide, model_config, _, data_spec = load_run(run_dir, device)
     check_writable(run_dir, "run folder")  # before the work, which an unwritable eval.json would lose
     data = load_run_data(run_dir, split, device)
@@ -85,26 +66,15 @@ def evaluate_run(run_dir, num_samples=100, split=None, device="cpu", batch_size=
             finest = marginals[model.cluster_sites[-1]]
             result.update(clustering_scores(data.y, finest.argmax(-1)))
             result["acc_most_confident"] = most_confident_accuracy(data.y, finest)
-    result = {k: _finite_or_none(v) for k, v in result.items()}  # eval.json is strict JSON
+    result = {k: finite_or_none(v) for k, v in result.items()}  # eval.json is strict JSON
     write_json(Path(run_dir) / EVAL, result)
     return result
 
 
-def _finite_or_none(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    return value
-
-
 def _check_block_memory(num_samples, batch, device):
     """Refuse a (num_samples x batch) block of log-weights (kept whole for PSIS) larger than the memory."""
-    from ..errors import ConfigError
-    from ..runs import _memory_bytes
-
     need = num_samples * batch * 12  # float32 log-weights and their float64 copy for PSIS
-    have = _memory_bytes(device)
+    have = memory_bytes(device)
     if have is not None and need > have // 2:
         raise ConfigError(f"--num-samples {num_samples} with batches of {batch} datapoints needs about "
                           f"{need / 2 ** 30:.1f} GiB of log-weights per batch but {device} has "
@@ -112,10 +82,8 @@ def _check_block_memory(num_samples, batch, device):
 
 
 def _warn_if_other_data(run_dir, data):
-    from ..runs import _describe, data_fingerprint, saved_fingerprint
-
     saved = saved_fingerprint(run_dir)
     if saved is not None and data_fingerprint(data) != saved:
-        warnings.warn(f"the data differ from those the run in {run_dir} was trained on (then: {_describe(saved)}; "
-                      f"now: {_describe(data_fingerprint(data))}); the scores describe other data. Restore the "
+        warnings.warn(f"the data differ from those the run in {run_dir} was trained on (then: {describe_fingerprint(saved)}; "
+                      f"now: {describe_fingerprint(data_fingerprint(data))}); the scores describe other data. Restore the "
                       "original data files to evaluate the run on its own data", RuntimeWarning, stacklevel=3)

@@ -8,7 +8,8 @@ import torch
 
 from pyro_gmvae.cli import main
 from pyro_gmvae.evaluation.metrics import clustering_scores
-from pyro_gmvae.evaluation.report import evaluate_run, load_run_data
+from pyro_gmvae.evaluation.report import evaluate_run
+from pyro_gmvae.runs import load_run_data
 from pyro_gmvae.evaluation.responsibilities import predict
 from pyro_gmvae.runs import load_run
 
