@@ -16,8 +16,8 @@ A run records the modules it needs in ``config.json`` (``"plugins"``): those giv
 and the defining modules of its registered components, so that ``evaluate``, ``sample``, ``plot``,
 ``predict``, ``--resume`` and :func:`~pyro_gmvae.runs.load_run` import them again in a fresh process.
 A component defined in a script run as ``__main__`` cannot be re-imported: move it into a module.
-Loading a run imports the modules its ``config.json`` names (as ``torch.load`` trusts its checkpoint): open
-runs from sources you trust.
+Checkpoints are read with ``torch.load(weights_only=True)`` and cannot run code, but loading a run imports
+the modules its ``config.json`` names: open runs from sources you trust.
 """
 
 import importlib
