@@ -494,7 +494,7 @@ def test_a_second_ctrl_c_during_the_report_is_ignored(tmp_path, monkeypatch, cap
     def interrupted_again(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGINT)
         return real(*args, **kwargs)
-    monkeypatch.setattr(runs, "load_checkpoint", interrupted_again)
+    monkeypatch.setattr(cli.train, "load_checkpoint", interrupted_again)  # the report of the interrupt reads it
     assert cli.main(["train", *TINY, "--out", str(tmp_path / "out")]) == 130
     assert "interrupted; the checkpoint of epoch 0 is saved" in capsys.readouterr().err
 

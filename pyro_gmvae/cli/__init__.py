@@ -1,0 +1,78 @@
+"""The ``pyro-gmvae`` command line: ``train``, ``evaluate``, ``sample``, ``plot`` and ``predict``.
+
+Every flag maps onto a field of :class:`~pyro_gmvae.config.ModelConfig` or
+:class:`~pyro_gmvae.config.TrainConfig`. Defaults come in three layers: the library's defaults,
+then the dataset's (``DATASET_DEFAULTS``), then a ``--preset``; a flag given on the command line
+always wins. The defaults live in :mod:`pyro_gmvae.defaults`, which the Python API reads too.
+
+Every subcommand takes ``--import MODULE`` (a plugin that registers priors, guides...; see
+:mod:`pyro_gmvae.plugins`) and ``--threads N``.
+
+One module per group: :mod:`.parser` (the flags), :mod:`.train` (``train``), :mod:`.use` (``evaluate``,
+``sample``, ``plot``, ``predict``); :func:`main` here dispatches.
+"""
+
+import argparse
+import sys
+
+import torch
+
+from ..defaults import DATASET_DEFAULTS, PRESETS  # noqa: F401  (the CLI's view of the defaults)
+from ..errors import GMVAEError, check_positive
+from ..plugins import import_plugins, load_entry_points
+from ..runs import storage_error
+from .parser import DEFAULT_OUT, DESCRIPTION, EPILOG, build_parser
+from .train import _resolve, cmd_train  # noqa: F401
+from .use import cmd_evaluate, cmd_plot, cmd_predict, cmd_sample
+
+__all__ = ["DEFAULT_OUT", "DESCRIPTION", "EPILOG", "build_parser", "cmd_evaluate", "cmd_plot", "cmd_predict",
+           "cmd_sample", "cmd_train", "main"]
+
+
+def _setup(args):
+    """What every subcommand does first: torch's thread count, then the plugins."""
+    if args.threads is not None:
+        check_positive("--threads", args.threads, integer=True)
+        torch.set_num_threads(args.threads)
+    load_entry_points()
+    import_plugins(args.imports)
+
+
+def _early_imports(argv):
+    """Import the ``--import`` modules before the parser is built, so that its help lists their components."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--import", dest="imports", action="append")
+    known, _ = pre.parse_known_args(argv)
+    import_plugins(known.imports)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        _early_imports(argv)
+    except GMVAEError as e:
+        print(f"pyro-gmvae: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = argv  # train --devices N starts the same command in N processes
+    command = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "plot": cmd_plot,
+               "predict": cmd_predict}[args.command]
+    try:
+        _setup(args)
+        return command(args)
+    except GMVAEError as e:
+        message = " ".join(str(e).split())  # one line, whatever the message holds
+        print(f"pyro-gmvae {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a write the commands did not foresee (they check the folders first)
+        message = " ".join(str(storage_error(e, e.filename or "a file")).split())
+        print(f"pyro-gmvae {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # evaluate, sample, plot: nothing half written (writes are atomic)
+        print(f"\npyro-gmvae {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
