@@ -10,6 +10,7 @@ import inspect
 import numbers
 from dataclasses import dataclass
 
+from .defaults import MODEL_FIELDS, TRAIN_FIELDS, resolve
 from .errors import ConfigError, check_choice, check_positive
 from .registry import CLUSTER_INFERENCE, GUIDES, INIT_STRATEGIES, LIKELIHOODS, MODELS, NETWORKS, PRETRAIN_RECIPES, \
     PRIORS
@@ -101,8 +102,6 @@ class ModelConfig(_AsDict):
         >>> ModelConfig.for_dataset("digits").network
         'vade'
         """
-        from .defaults import MODEL_FIELDS, resolve
-
         _check_overrides(cls, overrides)
         name = getattr(dataset, "name", dataset)
         model_kw, _, _ = resolve({**overrides, "dataset": name}, preset)
@@ -202,10 +201,6 @@ class TrainConfig(_AsDict):
         >>> TrainConfig.for_dataset("digits", epochs=5).lr
         0.0001
         """
-        from .defaults import resolve
-
-        from .defaults import TRAIN_FIELDS
-
         _check_overrides(cls, overrides)
         _, train_kw, _ = resolve({**overrides, "dataset": getattr(dataset, "name", dataset)}, preset)
         extra = {k: v for k, v in overrides.items() if k not in TRAIN_FIELDS}  # fields defaults does not list

@@ -11,6 +11,8 @@ Defaults come in three layers: the dataclasses' own (:class:`~pyro_gmvae.config.
 0.0001
 """
 
+from .errors import check_choice
+
 DATASET_DEFAULTS = {
     # the embedded default: VaDE with the paper's networks, short enough for 2 CPU cores
     # the start decides the result: UMAP of the codes, a warm-up on its labels, then a gentle SVI phase
@@ -75,8 +77,6 @@ DATA_FIELDS = ("dataset", "data_dir", "data_path", "split", "num_datapoints")
 def defaults_for(dataset=None, preset=None):
     """The settings a run of ``dataset`` (default: the preset's, else ``digits``) starts from:
     the dataset's defaults, then the ``preset``'s, as one flat dict (``dataset`` included)."""
-    from .errors import check_choice
-
     preset_kw = {}
     if preset is not None:
         check_choice("preset", preset, PRESETS)

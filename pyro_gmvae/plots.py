@@ -14,9 +14,13 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pyro
 import torch
 
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, check_positive
+from .evaluation.generation import sample_per_cluster
+from .evaluation.responsibilities import predict
+from .runs import check_writable, load_checkpoint, load_run, load_run_data, read_metrics, storage_error
 from .sites import LATENT
 
 #: Flat sizes we know how to show as images: (channels, height, width).
@@ -76,8 +80,6 @@ def _legend_beside(ax, **kwargs):
 
 
 def _save(fig, path):
-    from .runs import storage_error
-
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,8 +95,6 @@ def check_picture_path(path, what="--out"):
     """Raise unless a figure can be written to ``path``: a suffix matplotlib knows (it names the format),
     not a folder, and a writable folder to hold it. Checked before anything is computed."""
     from matplotlib.backend_bases import FigureCanvasBase
-
-    from .runs import check_writable
 
     path = Path(path)
     formats = sorted(FigureCanvasBase.get_supported_filetypes())
@@ -129,12 +129,6 @@ def sample_grid(run_dir, per_cluster=10, out=None, device="cpu", *, seed=0):
     """Write decoded prior samples of each cluster of the run to ``out`` (default ``RUN_DIR/samples.png``);
     returns the path. Images get one row per cluster; 2-D data a scatter plot; other data one
     heat-map row per sample."""
-    import pyro
-
-    from .errors import check_positive
-    from .evaluation.generation import sample_per_cluster
-    from .runs import load_run
-
     check_positive("--per-cluster", per_cluster, integer=True)
     out = Path(run_dir) / "samples.png" if out is None else Path(out)
     check_picture_path(out)
@@ -238,8 +232,6 @@ def _scatter_by(ax, points, colour, title):
 
 
 def _latent_view(model, guide, data, path):
-    from .evaluation.responsibilities import predict
-
     x = data.x[:_MAX_POINTS]
     with torch.no_grad():
         z = torch.cat([guide.site_dists(x[i:i + 1000])[LATENT].mean for i in range(0, x.shape[0], 1000)])
@@ -269,10 +261,6 @@ def plot_run(run_dir, device="cpu"):
     """Write ``RUN_DIR/curves.png`` (training curves from ``metrics.jsonl``) and ``RUN_DIR/latent.png``
     (guide means of ``z``, projected to 2-D, coloured by predicted cluster and, beside it, by the true
     label when the data have labels); returns their paths."""
-    from .runs import load_checkpoint, load_run, load_run_data, read_metrics
-
-    from .runs import check_writable
-
     run_dir = Path(run_dir)
     model, guide, _, _, _ = load_run(run_dir, device)
     check_writable(run_dir, "run folder")

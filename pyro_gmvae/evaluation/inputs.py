@@ -5,6 +5,7 @@ import numbers
 
 import torch
 
+from ..data import validate_data
 from ..errors import ConfigError, DataError
 
 
@@ -15,8 +16,6 @@ def model_input(model, data):
     The rows must be datapoints with the decoder's number of features, finite, and within [0, 1]
     for a Bernoulli likelihood (a value outside has no probability under the model).
     """
-    from ..data import validate_data
-
     x = data.x if hasattr(data, "x") and not isinstance(data, torch.Tensor) else data
     decoder = getattr(model, "decoder", None)
     validate_data(x, likelihood=getattr(decoder, "likelihood", None))
