@@ -17,14 +17,14 @@ import numpy as np
 import pyro
 import torch
 
+from .data.datasets import IMAGE_SHAPES
 from .errors import CheckpointError, ConfigError, check_positive
 from .evaluation.generation import sample_per_cluster
 from .evaluation.responsibilities import predict
 from .runs import check_writable, load_checkpoint, load_run, load_run_data, read_metrics, storage_error
 from .sites import LATENT
 
-#: Flat sizes we know how to show as images: (channels, height, width).
-_IMAGE_SHAPES = {64: (1, 8, 8), 784: (1, 28, 28), 1024: (1, 32, 32), 3072: (3, 32, 32)}
+_IMAGE_SHAPES = IMAGE_SHAPES  # flat sizes we know how to show as images
 _MAX_POINTS = 5000
 
 

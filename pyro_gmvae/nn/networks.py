@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 
+from ..data.datasets import IMAGE_SHAPES
 from ..errors import ConfigError, check_choice
 from ..registry import NETWORKS
 
@@ -21,7 +22,8 @@ NETWORKS.builtin("small", (256, 128))
 NETWORKS.builtin("toy", (100,))
 NETWORKS.builtin("conv", None)
 
-_IMAGE_SHAPES = {784: (1, 28, 28), 3072: (3, 32, 32), 1024: (1, 32, 32)}
+#: The image sizes the convolutional pair takes (28x28 and 32x32; the 8x8 digits are too small for it).
+_IMAGE_SHAPES = {d: IMAGE_SHAPES[d] for d in (784, 3072, 1024)}
 
 
 class MLP(nn.Sequential):
