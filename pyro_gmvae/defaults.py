@@ -13,6 +13,10 @@ Defaults come in three layers: the dataclasses' own (:class:`~pyro_gmvae.config.
 
 from .errors import check_choice
 
+#: A cluster counts as active (or used) above this share of the responsibility (or of the points); below it
+#: the mixture is collapsing (the training's warning, ``num_active_clusters`` / ``num_used_clusters``).
+COLLAPSE_THRESHOLD = 0.01
+
 DATASET_DEFAULTS = {
     # the embedded default: VaDE with the paper's networks, short enough for 2 CPU cores
     # the start decides the result: UMAP of the codes, a warm-up on its labels, then a gentle SVI phase

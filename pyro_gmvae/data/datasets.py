@@ -12,7 +12,7 @@ import torch
 from ..errors import ConfigError, DataError, check_choice
 from ..registry import LIKELIHOODS
 
-__all__ = ["IMAGE_SHAPES", "LIKELIHOODS", "Dataset", "check_num_datapoints", "from_tensor", "validate_data"]
+__all__ = ["IMAGE_SHAPES", "LIKELIHOODS", "Dataset", "check_num_datapoints", "check_num_features", "from_tensor", "validate_data"]
 
 
 #: Flat sizes known to be images: (channels, height, width) (digits, MNIST, 32x32 gray, SVHN).
@@ -156,3 +156,9 @@ def from_tensor(x, y=None, *, name="tensor", likelihood=None, device=None) -> Da
 def check_num_datapoints(num_datapoints):
     if isinstance(num_datapoints, bool) or int(num_datapoints) != num_datapoints or num_datapoints <= 0:
         raise ConfigError(f"num_datapoints must be a positive integer, got {num_datapoints!r}; pass e.g. 1000")
+
+
+def check_num_features(num_features, expected, fix):
+    """Raise :class:`DataError` unless the data have the ``expected`` number of features (``fix``: what to do)."""
+    if num_features != expected:
+        raise DataError(f"the data has {num_features} features but the model expects {expected}; {fix}")

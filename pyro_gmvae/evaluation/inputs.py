@@ -5,7 +5,7 @@ import numbers
 
 import torch
 
-from ..data import validate_data
+from ..data.datasets import check_num_features, validate_data
 from ..errors import ConfigError, DataError
 
 
@@ -21,9 +21,8 @@ def model_input(model, data):
     validate_data(x, likelihood=getattr(decoder, "likelihood", None))
     x = torch.as_tensor(x)
     expected = getattr(decoder, "data_dim", None)
-    if expected is not None and x.shape[1] != expected:
-        raise DataError(f"x has {x.shape[1]} features but the model expects {expected}; pass rows of "
-                        f"{expected} values (one datapoint per row)")
+    if expected is not None:
+        check_num_features(x.shape[1], expected, f"pass rows of {expected} values (one datapoint per row)")
     param = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None  # a plain function
     if param is not None:
         x = x.to(device=param.device, dtype=param.dtype)

@@ -7,6 +7,8 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
+from ..defaults import COLLAPSE_THRESHOLD
+
 
 def _as_numpy(a):
     if hasattr(a, "detach"):
@@ -53,13 +55,13 @@ def clustering_scores(labels, clusters):
     }
 
 
-def active_clusters(responsibilities, threshold=0.01):
+def active_clusters(responsibilities, threshold=COLLAPSE_THRESHOLD):
     """Number of clusters whose share of the total responsibility exceeds ``threshold``."""
     share = responsibilities.mean(0) if responsibilities.dim() == 2 else responsibilities
     return int((share > threshold).sum())
 
 
-def used_clusters(responsibilities, threshold=0.01):
+def used_clusters(responsibilities, threshold=COLLAPSE_THRESHOLD):
     """Number of clusters that are the most probable cluster of more than ``threshold`` of the points.
 
     Unlike :func:`active_clusters` this also sees the degenerate case where every posterior is close

@@ -7,7 +7,8 @@ from pathlib import Path
 import pyro
 import torch
 
-from ..errors import ConfigError, DataError
+from ..data.datasets import check_num_features
+from ..errors import ConfigError
 from ..runs import (check_writable, data_fingerprint, describe_fingerprint, finite_or_none, load_run, load_run_data,
                     memory_bytes, saved_fingerprint, write_json)
 from .marginal import estimate_marginal_likelihood
@@ -43,9 +44,7 @@ def evaluate_run(run_dir, num_samples=100, split=None, device="cpu", batch_size=
     model, guide, model_config, _, data_spec = load_run(run_dir, device)
     check_writable(run_dir, "run folder")  # before the work, which an unwritable eval.json would lose
     data = load_run_data(run_dir, split, device)
-    if data.data_dim != model_config.data_dim:
-        raise DataError(f"the data has {data.data_dim} features but the run's model expects "
-                        f"{model_config.data_dim}; evaluate on the data set the run was trained on")
+    check_num_features(data.data_dim, model_config.data_dim, "evaluate on the data set the run was trained on")
     _check_block_memory(num_samples, min(batch_size, data.num_datapoints), device)
     if split is None or split == (data_spec.get("split") or "all"):
         _warn_if_other_data(run_dir, data)
