@@ -1,0 +1,141 @@
+"""Checks before a run is built, resumed or loaded: the device, the memory the model needs, the checkpoint's
+state and shapes, the settings a resume may change, and the free-bits site and objective."""
+
+import os
+
+import torch
+
+from ..errors import CheckpointError, ConfigError, DeviceError, check_choice
+from ..inference import FreeBitsMessenger
+from ..inference.cluster_inference import make_cluster_inference
+from ..inference.local_params import LocalParams
+from ..models import build
+from .checkpoint import read_config
+
+
+def check_device(device):
+    """A :class:`torch.device`, or a :class:`DeviceError` naming the fix."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise DeviceError(f"unknown device {device!r} ({e}); use cpu or cuda") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise DeviceError(f"device {device!r} is not supported (pyro-gmvae runs on cpu and cuda); "
+                          "use --device cpu or --device cuda")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"--device {device} was asked for but CUDA is not available on this machine; "
+                          "use --device cpu")
+    return dev
+
+
+def check_training_state(state, run_dir):
+    """Raise :class:`CheckpointError` unless ``state`` holds what resuming needs, of the right types."""
+    problems = []
+    if isinstance(state.get("epoch"), bool) or not isinstance(state.get("epoch"), int) or state["epoch"] < 0:
+        problems.append(f"epoch {state.get('epoch')!r} is not a count of epochs")
+    for key in ("model", "guide", "optim"):
+        if not isinstance(state.get(key), dict):
+            problems.append(f"{key} is missing")
+    rng = state.get("rng")
+    if not isinstance(rng, dict) or not {"torch", "numpy", "python"} <= set(rng):
+        problems.append("rng (the random states) is missing")
+    metrics = state.get("metrics")
+    if metrics is not None and not (isinstance(metrics, list) and all(isinstance(r, dict) for r in metrics)):
+        problems.append("metrics is not a list of rows")
+    if problems:
+        raise CheckpointError(f"the checkpoint in {run_dir} cannot be resumed: {'; '.join(problems)}; restore the "
+                              "checkpoint.pt that pyro-gmvae wrote, or start over with --overwrite")
+
+
+def memory_bytes(device):
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_model_size(model_config, device="cpu"):
+    """Raise :class:`ConfigError` when training the model would need more memory than the device has:
+    its parameters, their gradients and Adam's two moments, counted on the meta device (nothing allocated)."""
+    try:
+        with torch.device("meta"):
+            model, guide = build(model_config)
+    except ConfigError:
+        raise
+    except Exception:  # a component that cannot be built on the meta device: no estimate
+        return
+    num = sum(p.numel() for module in (model, guide) for p in module.parameters())
+    need = num * 4 * torch.finfo(torch.get_default_dtype()).bits // 8
+    have = memory_bytes(device)
+    if have is not None and need > have:
+        raise ConfigError(f"the model has {num:,} parameters: training needs about {need / 2 ** 30:.1f} GiB "
+                          f"(parameters, gradients and Adam's moments) but {device} has {have / 2 ** 30:.1f} GiB; "
+                          "lower --latent-dim, --num-clusters or the network size")
+
+
+def check_compatible(state, model, guide, run_dir):
+    """Raise :class:`CheckpointError` unless the checkpoint's tensors fit ``model`` and ``guide``."""
+    for key, module in (("model", model), ("guide", guide)):
+        expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+        found = {k: tuple(v.shape) for k, v in state.get(key, {}).items()}
+        if expected != found:
+            diff = sorted(set(expected.items()) ^ set(found.items()))[:3]
+            raise CheckpointError(f"the checkpoint in {run_dir} was written for another model configuration "
+                                  f"(first differences: {diff}); use the config.json that came with it")
+
+
+#: Training settings that may change when a run is resumed; the others would change its result.
+RESUMABLE_CHANGES = ("epochs", "device")
+
+
+def check_resume_config(run_dir, model_config, train_config):
+    """Raise :class:`CheckpointError` unless the configs match the run's ``config.json``
+    (``epochs`` and ``device`` may change)."""
+    saved_model, saved_train, _ = read_config(run_dir)
+    if saved_model != model_config:
+        diff = {k: (v, getattr(model_config, k)) for k, v in saved_model.to_dict().items()
+                if getattr(model_config, k) != v}
+        raise CheckpointError(f"the run in {run_dir} was trained with another model configuration "
+                              f"(saved vs given: {diff}); resume with the config.json that came with it")
+    mine, theirs = train_config.to_dict(), saved_train.to_dict()
+    diff = {k: (theirs[k], mine[k]) for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs.get(k)}
+    if diff:
+        raise CheckpointError(f"resuming {run_dir} with other training settings would not continue the same run "
+                              f"(saved vs given: {diff}); only {', '.join(RESUMABLE_CHANGES)} may change")
+
+
+def check_free_bits_site(model, guide, train_config):
+    """The free-bits site must be a cluster site of the model or a site of the guide (checked
+    here, before training, rather than inside the first trace)."""
+    if train_config.free_bits <= 0:
+        return
+    site = train_config.free_bits_site
+    check_choice("free-bits site", site, set(model.cluster_sites) | set(guide.sites))
+    if site in model.cluster_sites and train_config.free_bits_group != "site":
+        raise ConfigError(f"free-bits group must be 'site' for the enumerated site {site!r}; "
+                          "pass --free-bits-group site")
+
+
+def check_free_bits_objective(model, guide, train_config, x):
+    """Evaluate the constrained objective once on two datapoints, so that a site/group combination the
+    handler refuses (e.g. per-dimension free bits on a latent with enumerated parents) fails before any
+    file is written. Leaves the random state untouched."""
+    if train_config.free_bits <= 0:
+        return
+    handler = FreeBitsMessenger(train_config.free_bits, train_config.free_bits_site, train_config.free_bits_group)
+    with torch.random.fork_rng(), torch.no_grad(), LocalParams():  # the user's param store stays as it was
+        try:
+            strategy = make_cluster_inference(guide)  # the objective as trained (cluster_inference)
+            strategy.make_elbo().loss(handler(strategy.model(model)), strategy.guide,
+                                      x[:2].to(next(iter(model.parameters())).dtype))
+        except ConfigError as e:
+            raise ConfigError(str(e).split("\n")[0]) from None

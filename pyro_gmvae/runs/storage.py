@@ -1,0 +1,95 @@
+"""Atomic storage: a file is written beside its target, fsynced and renamed over it, so that a run killed at
+any moment leaves the old file or the new one, never a torn one; an ``OSError`` becomes a
+:class:`~pyro_gmvae.errors.StorageError` that names the fix."""
+
+import errno
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import ConfigError, StorageError
+
+
+def storage_error(error, path):
+    """A :class:`StorageError` for the ``OSError`` met while writing ``path``: what happened, and the fix."""
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = ("free some space on that disk and run the command again; what was written before is intact "
+               "(pyro-gmvae train --resume continues a run from its last checkpoint)")
+    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "make the folder writable, or choose another folder"
+    elif error.errno in (errno.ENOTDIR, errno.EEXIST):
+        fix = "a part of the path is a file; pass a path whose folders are folders"
+    else:
+        fix = "check the path and the disk, and run the command again"
+    return StorageError(f"cannot write {path}: {reason}; {fix}")
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path, write):
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync it, and rename it over ``path``.
+
+    The file gets the permissions that the umask gives a new file (``mkstemp`` alone makes it 0600).
+    An ``OSError`` (a full disk, a read-only folder) leaves ``path`` as it was and becomes a
+    :class:`StorageError` naming the fix."""
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, StorageError):
+            raise storage_error(e, path) from None
+        raise
+
+
+def finite_or_none(value):
+    """``value`` with every non-finite float replaced by None, so that it is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def write_json(path, obj):
+    """Write strict JSON (a NaN or an infinity raises instead of writing a bare ``NaN``)."""
+    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False)
+    atomic_write_bytes(path, lambda f: f.write((text + "\n").encode()))
+
+
+def _is_writable(folder):
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def check_writable(path, what="--out"):
+    """Raise unless files can be created at ``path`` (a folder, or a file to be): every existing part
+    of the path is a folder and the nearest existing folder is writable. Nothing is created."""
+    path = Path(path)
+    for part in (path, *path.parents):
+        if part.exists() or part.is_symlink():
+            if not part.is_dir():
+                if part == path:
+                    raise ConfigError(f"{what} {path} is a file; pass a folder")
+                raise ConfigError(f"{what} {path}: {part} is a file, not a folder; pass a path whose folders "
+                                  "are folders")
+            if not _is_writable(part):
+                raise StorageError(f"cannot write into {part} (permission denied or a read-only file system); "
+                                   f"make it writable, or choose another {what}")
+            return
