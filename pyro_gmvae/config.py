@@ -19,6 +19,10 @@ from .registry import CLUSTER_INFERENCE, GUIDES, INIT_STRATEGIES, LIKELIHOODS, M
 MAX_LR = 1.0
 #: Seeds are those numpy accepts: 0 .. 2**32 - 1.
 MAX_SEED = 2 ** 32 - 1
+#: The dtypes the networks may compute in (``bfloat16``: under autocast; the ELBO stays float32).
+COMPUTE_DTYPES = ("float32", "bfloat16")
+#: Free bits per site, or per latent dimension.
+FREE_BITS_GROUPS = ("site", "dim")
 
 
 class _AsDict:
@@ -190,8 +194,8 @@ class TrainConfig(_AsDict):
         for name in ("free_bits_site", "device"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
-        check_choice("free-bits group", self.free_bits_group, ("site", "dim"))
-        check_choice("compute dtype", self.compute_dtype, ("float32", "bfloat16"))
+        check_choice("free-bits group", self.free_bits_group, FREE_BITS_GROUPS)
+        check_choice("compute dtype", self.compute_dtype, COMPUTE_DTYPES)
 
     @classmethod
     def for_dataset(cls, dataset="digits", preset=None, **overrides):

@@ -4,10 +4,15 @@ from the dataclasses, the registries and :mod:`pyro_gmvae.defaults`."""
 import argparse
 import dataclasses
 
-from ..config import ModelConfig, TrainConfig
-from ..data import DATASETS
+import inspect
+
+from ..config import COMPUTE_DTYPES, FREE_BITS_GROUPS, ModelConfig, TrainConfig
+from ..data import DATASETS, SPLITS
 from ..defaults import DATASET_DEFAULTS, PRESETS
-from ..registry import CLUSTER_INFERENCE, GUIDES, INIT_STRATEGIES, MODELS, NETWORKS, PRETRAIN_RECIPES, PRIORS
+from ..evaluation.report import evaluate_run
+from ..plots import sample_grid
+from ..registry import CLUSTER_INFERENCE, GUIDES, INIT_STRATEGIES, LIKELIHOODS, MODELS, NETWORKS, PRETRAIN_RECIPES, \
+    PRIORS
 
 #: The top-level help, in plain words (the module docstring above is reST for the API docs).
 DESCRIPTION = ("Deep generative clustering (VaDE, GMVAE) with Pyro: train a model into a run folder, then "
@@ -39,6 +44,11 @@ def _default(field, otherwise=None):
     return f"default {'; '.join(parts)}; {common} otherwise"
 
 
+def _keyword(function, name):
+    """The default of ``function``'s keyword ``name``: the flag's default is the function's own."""
+    return inspect.signature(function).parameters[name].default
+
+
 def _show(value):
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -64,8 +74,8 @@ def _add_data_flags(p, with_dataset=True):
         p.add_argument("--data-path", help="a .npy (array x) or .npz (x, optional labels y) file for --dataset file")
         p.add_argument("--num-datapoints", type=int, help="use a seeded random subset of this many datapoints")
         p.add_argument("--download", action="store_true", help="let torchvision download mnist/fashion-mnist/svhn")
-    p.add_argument("--split", choices=["train", "test", "all"], help="which part of the dataset (default all)")
-    p.add_argument("--device", help="cpu (default) or cuda")
+    p.add_argument("--split", choices=list(SPLITS), help=f"which part of the dataset (default {SPLITS[-1]})")
+    p.add_argument("--device", help=f"cpu or cuda ({_default('device')})")
 
 
 def build_parser():
@@ -83,10 +93,10 @@ def build_parser():
     t.add_argument("--latent-dim", type=int, help=f"size of the continuous latent z ({_default('latent_dim')})")
     t.add_argument("--noise-dim", type=int, help="size of GMVAE's w (default: latent dim)")
     t.add_argument("--num-super-clusters", type=int, help="S, super-clusters of --model hierarchical")
-    t.add_argument("--prior-hidden-dim", type=int, help="hidden units of GMVAE's prior net (default 100)")
+    t.add_argument("--prior-hidden-dim", type=int, help=f"hidden units of GMVAE's prior net ({_default('prior_hidden_dim')})")
     t.add_argument("--prior", help=f"swap the prior: {', '.join(PRIORS)} (default: the model's own)")
-    t.add_argument("--guide", help=f"guide family: {', '.join(GUIDES)} (default diagonal)")
-    t.add_argument("--likelihood", choices=["bernoulli", "normal"], help="default: the dataset's")
+    t.add_argument("--guide", help=f"guide family: {', '.join(GUIDES)} ({_default('guide')})")
+    t.add_argument("--likelihood", choices=list(LIKELIHOODS), help="default: the dataset's")
     t.add_argument("--fixed-weights", action="store_true", default=None,
                    help="keep the mixture's cluster weights uniform, 1/K (as the official VaDE MNIST code); "
                         "the mixture prior only")
@@ -96,20 +106,20 @@ def build_parser():
     t.add_argument("--lr", type=float, help=f"Adam learning rate ({_default('lr')})")
     t.add_argument("--lr-decay", type=float, help="multiply the learning rate by this every --lr-decay-every "
                                                   f"epochs ({_default('lr_decay')})")
-    t.add_argument("--lr-decay-every", type=int, help="epochs between learning-rate decays (default 10)")
-    t.add_argument("--min-lr", type=float, help="floor of the decayed learning rate (default 2e-4)")
-    t.add_argument("--adam-eps", type=float, help="Adam's epsilon (default 1e-4, as VaDE)")
-    t.add_argument("--num-particles", type=int, help="M vectorized Monte Carlo samples per datapoint (default 1)")
+    t.add_argument("--lr-decay-every", type=int, help=f"epochs between learning-rate decays ({_default('lr_decay_every')})")
+    t.add_argument("--min-lr", type=float, help=f"floor of the decayed learning rate ({_default('min_lr')})")
+    t.add_argument("--adam-eps", type=float, help=f"Adam's epsilon ({_default('adam_eps')}, as VaDE)")
+    t.add_argument("--num-particles", type=int, help=f"M vectorized Monte Carlo samples per datapoint ({_default('num_particles')})")
     t.add_argument("--jit", action="store_true", default=None, help="use JitTraceEnum_ELBO")
-    t.add_argument("--compute-dtype", choices=["float32", "bfloat16"],
+    t.add_argument("--compute-dtype", choices=list(COMPUTE_DTYPES),
                    help="run the encoder and decoder networks under bfloat16 autocast (the ELBO stays float32); "
-                        "default float32")
-    t.add_argument("--seed", type=int, help="random seed (default 0)")
+                        f"{_default('compute_dtype')}")
+    t.add_argument("--seed", type=int, help=f"random seed ({_default('seed')})")
     t.add_argument("--pretrain-epochs", type=int, help="autoencoder pretraining epochs before the GMM "
                                                        "initialisation, 0 disables ("
                                                        + _default("pretrain_epochs", "the model's: vade, gmvae and "
                                                                                      "hierarchical 50") + ")")
-    t.add_argument("--pretrain-lr", type=float, help="pretraining (and warm-up) learning rate (default 1e-3)")
+    t.add_argument("--pretrain-lr", type=float, help=f"pretraining (and warm-up) learning rate ({_default('pretrain_lr')})")
     t.add_argument("--pretrain-recipe", choices=list(PRETRAIN_RECIPES),
                    help="autoencoder loss: likelihood (the model's own), denoise (20%% of the inputs masked), "
                         f"mse (the public PyTorch port's) ({_default('pretrain_recipe', 'likelihood')})")
@@ -126,17 +136,19 @@ def build_parser():
     t.add_argument("--pretrained", help="take the pretrained weights cached in this earlier run folder")
     t.add_argument("--free-bits", type=float, help="minimum information constraint lambda in nats, 0 = off "
                                                    f"({_default('free_bits')})")
-    t.add_argument("--free-bits-site", help="the constrained site: cluster (default), z or w")
-    t.add_argument("--free-bits-group", help="site (default) or dim (per-dimension, guided sites only)")
+    t.add_argument("--free-bits-site", help=f"the constrained site: cluster, z or w ({_default('free_bits_site')})")
+    t.add_argument("--free-bits-group", choices=list(FREE_BITS_GROUPS),
+                   help=f"site or dim (per-dimension, guided sites only; {_default('free_bits_group')})")
     t.add_argument("--cluster-inference", choices=list(CLUSTER_INFERENCE),
                    help="how training infers the cluster: exact (summed out in the model), amortized (a q(c|x) "
                         "head, summed over), relaxed (Gumbel-softmax), score-function (sampled, REINFORCE with a "
                         "learned baseline); evaluation sums the cluster out exactly whatever trained the model "
-                        "(default exact; guide 10)")
-    t.add_argument("--temperature-start", type=float, help="relaxed cluster: the first temperature (default 1)")
-    t.add_argument("--temperature-end", type=float, help="relaxed cluster: the lowest temperature (default 0.5)")
+                        f"({_default('cluster_inference')}; guide 10)")
+    t.add_argument("--temperature-start", type=float, help=f"relaxed cluster: the first temperature ({_default('temperature_start')})")
+    t.add_argument("--temperature-end", type=float, help=f"relaxed cluster: the lowest temperature ({_default('temperature_end')})")
     t.add_argument("--temperature-decay", type=float,
-                   help="relaxed cluster: tau = max(end, start * exp(-decay * epochs)), per step (default 0.05)")
+                   help="relaxed cluster: tau = max(end, start * exp(-decay * epochs)), per step "
+                        f"({_default('temperature_decay')})")
     t.add_argument("--out", help=f"run folder (default {DEFAULT_OUT})")
     t.add_argument("--resume", nargs="?", const=True, metavar="RUN_DIR",
                    help="continue RUN_DIR (or --out) from its last checkpoint, with its config.json; "
@@ -153,20 +165,23 @@ def build_parser():
                                         "clustering scores; prints JSON and writes RUN_DIR/eval.json",
                        parents=[common])
     e.add_argument("run_dir")
-    e.add_argument("--num-samples", type=int, default=100, help="importance samples per datapoint (default 100)")
-    e.add_argument("--batch-size", type=int, default=500, help="datapoints per batch (default 500)")
+    e.add_argument("--num-samples", type=int, default=_keyword(evaluate_run, "num_samples"),
+                   help="importance samples per datapoint (default %(default)s)")
+    e.add_argument("--batch-size", type=int, default=_keyword(evaluate_run, "batch_size"),
+                   help="datapoints per batch (default %(default)s)")
     _add_data_flags(e, with_dataset=False)
 
     s = sub.add_parser("sample", help="decode prior samples, one row per cluster, into a PNG", parents=[common])
     s.add_argument("run_dir")
-    s.add_argument("--per-cluster", type=int, default=10, help="samples per cluster (default 10)")
+    s.add_argument("--per-cluster", type=int, default=_keyword(sample_grid, "per_cluster"),
+                   help="samples per cluster (default %(default)s)")
     s.add_argument("--out", help="PNG file (default RUN_DIR/samples.png)")
-    s.add_argument("--device", default="cpu", help="default cpu")
+    s.add_argument("--device", default="cpu", help="default %(default)s")
 
     pl = sub.add_parser("plot", help="training curves and a 2-D view of the latent space, as PNGs",
                         parents=[common])
     pl.add_argument("run_dir")
-    pl.add_argument("--device", default="cpu", help="default cpu")
+    pl.add_argument("--device", default="cpu", help="default %(default)s")
 
     pr = sub.add_parser("predict", help="cluster new data with a trained run: one row per datapoint into a CSV",
                         parents=[common])
@@ -176,5 +191,5 @@ def build_parser():
     pr.add_argument("--out", help="CSV file (default RUN_DIR/labels.csv): columns cluster and, with --proba, "
                                   "p0..pK-1")
     pr.add_argument("--proba", action="store_true", help="also write p(cluster = k | x) for every k")
-    pr.add_argument("--device", default="cpu", help="default cpu")
+    pr.add_argument("--device", default="cpu", help="default %(default)s")
     return parser
