@@ -137,8 +137,9 @@ def build_parser():
     t.add_argument("--free-bits", type=float, help="minimum information constraint lambda in nats, 0 = off "
                                                    f"({_default('free_bits')})")
     t.add_argument("--free-bits-site", help=f"the constrained site: cluster, z or w ({_default('free_bits_site')})")
-    t.add_argument("--free-bits-group", choices=list(FREE_BITS_GROUPS),
-                   help=f"site or dim (per-dimension, guided sites only; {_default('free_bits_group')})")
+    t.add_argument("--free-bits-group",  # checked by TrainConfig, whose message names the fix
+                   help=f"{' or '.join(FREE_BITS_GROUPS)} (dim: per dimension, guided sites only; "
+                        f"{_default('free_bits_group')})")
     t.add_argument("--cluster-inference", choices=list(CLUSTER_INFERENCE),
                    help="how training infers the cluster: exact (summed out in the model), amortized (a q(c|x) "
                         "head, summed over), relaxed (Gumbel-softmax), score-function (sampled, REINFORCE with a "
