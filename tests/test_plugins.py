@@ -96,7 +96,7 @@ def test_register_guide_makes_a_guide_choosable_by_name():
         assert register_guide("test-head", Head) is Head
         assert ModelConfig(guide="test-head", data_dim=6, network="toy").guide == "test-head"
     finally:
-        GUIDES.pop("test-head", None)
+        GUIDES.unregister("test-head")
     with pytest.raises(ConfigError, match="unknown guide 'test-head'.*register_guide"):
         ModelConfig(guide="test-head", data_dim=6, network="toy")
 
@@ -120,8 +120,7 @@ def test_entry_points_register_on_first_need_and_a_broken_one_only_warns(monkeyp
     group_list = [_EntryPoint("good", lambda: (lambda: register_guide("test-entry-point-head", Head))),
                   _EntryPoint("broken", broken)]
     monkeypatch.setattr(plugins, "_entry_points_loaded", False)
-    monkeypatch.setitem(GUIDES, "test-entry-point-head", None)
-    del GUIDES["test-entry-point-head"]  # restored (removed) after the test
+    monkeypatch.setattr(GUIDES, "_items", dict(GUIDES))  # restored (the head removed) after the test
     with pytest.warns(RuntimeWarning, match="entry point 'broken'.*failed to load"):
         config = ModelConfig(guide="test-entry-point-head", data_dim=6, network="toy")
     assert config.guide == "test-entry-point-head" and GUIDES["test-entry-point-head"] is Head

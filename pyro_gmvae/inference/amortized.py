@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..models.priors import positive
+from ..registry import GUIDES
 from ..sites import DATA_PLATE
 
 
@@ -50,12 +51,13 @@ class LowRankNormalHead(nn.Module):
         return dist.LowRankMultivariateNormal(self.loc(h), factor, positive(self.diag_raw(h)) ** 2)
 
 
-#: Guide head families by name. Add one with :func:`register_guide`.
-GUIDES = {"diagonal": DiagonalNormalHead, "lowrank": LowRankNormalHead}
+GUIDES.builtin("diagonal", DiagonalNormalHead)
+GUIDES.builtin("lowrank", LowRankNormalHead)
 
 
-def register_guide(name, cls=None):
-    """Add a guide head family to :data:`GUIDES` so that it can be chosen by name (``--guide``, ``ModelConfig``).
+def register_guide(name, cls=None, *, override=False):
+    """Add a guide head family to :data:`~pyro_gmvae.registry.GUIDES` so that it can be chosen by name
+    (``--guide``, ``ModelConfig``).
 
     ``cls(in_dim, dim)`` is an ``nn.Module`` mapping the encoder's features ``(..., in_dim)`` to a
     distribution over one site of ``dim`` dimensions (event shape ``(dim,)``). Usable as a decorator:
@@ -63,15 +65,10 @@ def register_guide(name, cls=None):
     >>> @register_guide("doc-diagonal")
     ... class DocHead(DiagonalNormalHead):
     ...     pass
-    >>> GUIDES.pop("doc-diagonal") is DocHead
+    >>> GUIDES.unregister("doc-diagonal") is DocHead
     True
     """
-    if not isinstance(name, str) or not name:
-        raise ConfigError("a guide needs a non-empty string name")
-    if cls is None:
-        return lambda c: register_guide(name, c)
-    GUIDES[name] = cls
-    return cls
+    return GUIDES.register(name, cls, override=override)
 
 
 class AmortizedGuide(PyroModule):
@@ -80,8 +77,7 @@ class AmortizedGuide(PyroModule):
     def __init__(self, encoder, sites, head="diagonal"):
         super().__init__()
         if isinstance(head, str):
-            if head not in GUIDES:
-                raise ConfigError(f"unknown guide {head!r}; choose one of: {', '.join(sorted(GUIDES))}")
+            GUIDES.check(head)
             head = GUIDES[head]
         if not sites:
             raise ConfigError("a guide needs at least one continuous latent site")

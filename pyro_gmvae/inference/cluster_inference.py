@@ -72,6 +72,7 @@ from torch.distributions import relaxed_categorical
 
 from ..errors import ConfigError
 from ..models.priors import select
+from ..registry import CLUSTER_INFERENCE
 from ..sites import CLUSTER, DATA_PLATE
 from .amortized import AmortizedGuide
 from .elbo import MAX_PLATE_NESTING
@@ -386,20 +387,19 @@ class Relaxed(ClusterInference):
         return _elbo(Trace_ELBO, JitTrace_ELBO, num_particles, jit)
 
 
-#: Cluster inference strategies by name (``--cluster-inference``, ``ModelConfig(cluster_inference=...)``).
-CLUSTER_INFERENCE = {cls.name: cls for cls in (Exact, Amortized, Relaxed, ScoreFunction)}
+for _cls in (Exact, Amortized, Relaxed, ScoreFunction):
+    CLUSTER_INFERENCE.builtin(_cls.name, _cls)
 
 
-def register_cluster_inference(name, cls=None):
-    """Add a :class:`ClusterInference` subclass to :data:`CLUSTER_INFERENCE`; usable as a decorator."""
-    if not isinstance(name, str) or not name:
-        raise ConfigError("a cluster inference strategy needs a non-empty string name")
+def register_cluster_inference(name, cls=None, *, override=False):
+    """Add a :class:`ClusterInference` subclass to :data:`~pyro_gmvae.registry.CLUSTER_INFERENCE` under
+    ``name`` (``--cluster-inference``, ``ModelConfig(cluster_inference=...)``); usable as a decorator."""
     if cls is None:
-        return lambda c: register_cluster_inference(name, c)
+        return lambda c: register_cluster_inference(name, c, override=override)
     if not (isinstance(cls, type) and issubclass(cls, ClusterInference)):
         raise ConfigError(f"register_cluster_inference takes a ClusterInference subclass, got {cls!r}")
+    CLUSTER_INFERENCE.register(name, cls, override=override)
     cls.name = name
-    CLUSTER_INFERENCE[name] = cls
     return cls
 
 
@@ -408,8 +408,7 @@ def make_cluster_inference(guide, config=None):
     with the :class:`~pyro_gmvae.config.TrainConfig` ``config`` (its temperature schedule) and checked
     against it."""
     name = getattr(guide, "cluster_inference", "exact")
-    if name not in CLUSTER_INFERENCE:
-        raise ConfigError(f"unknown cluster inference {name!r}; choose one of: {', '.join(CLUSTER_INFERENCE)}")
+    CLUSTER_INFERENCE.check(name)
     strategy = CLUSTER_INFERENCE[name](guide, config)
     if config is not None:
         strategy.check_training(config, guide)
@@ -531,8 +530,7 @@ def build_guide(config, prior, encoder):
     ``exact``, a :class:`ClusterGuide` otherwise (checked against the prior, and for ``relaxed``, run once
     with a relaxed cluster)."""
     name = config.cluster_inference
-    if name not in CLUSTER_INFERENCE:
-        raise ConfigError(f"unknown cluster inference {name!r}; choose one of: {', '.join(CLUSTER_INFERENCE)}")
+    CLUSTER_INFERENCE.check(name)
     strategy = CLUSTER_INFERENCE[name]
     strategy.check_prior(config.prior_name, tuple(getattr(prior, "cluster_sites", ())))
     if not strategy.guided:

@@ -35,6 +35,7 @@ import torch
 from sklearn.mixture import GaussianMixture
 
 from ..errors import ConfigError, TrainingError
+from ..registry import INIT_STRATEGIES, PRETRAIN_RECIPES
 from ..sites import CLUSTER, LATENT
 
 MASK_NOISE = 0.2
@@ -54,12 +55,10 @@ def _mse_loss(model, z, x):
     return ((model.decoder.x_dist(z).mean - x) ** 2).sum()
 
 
-#: ``name -> (loss(model, z, x) summed over the batch, masks the inputs)``
-PRETRAIN_RECIPES = {
-    "likelihood": (_likelihood_loss, False),
-    "denoise": (_likelihood_loss, True),
-    "mse": (_mse_loss, False),
-}
+# ``name -> (loss(model, z, x) summed over the batch, masks the inputs)``
+PRETRAIN_RECIPES.builtin("likelihood", (_likelihood_loss, False))
+PRETRAIN_RECIPES.builtin("denoise", (_likelihood_loss, True))
+PRETRAIN_RECIPES.builtin("mse", (_mse_loss, False))
 
 
 def pretrain_autoencoder(model, guide, x, *, epochs, batch_size, lr, seed, recipe="likelihood",
@@ -69,8 +68,7 @@ def pretrain_autoencoder(model, guide, x, *, epochs, batch_size, lr, seed, recip
 
     The ``z`` head's scale is trained too (the ``likelihood`` recipe ignores it, so it is set afterwards by
     :func:`init_guide_scale`)."""
-    if recipe not in PRETRAIN_RECIPES:
-        raise ConfigError(f"unknown pretraining recipe {recipe!r}; choose one of: {', '.join(PRETRAIN_RECIPES)}")
+    PRETRAIN_RECIPES.check(recipe)
     loss_fn, masked = PRETRAIN_RECIPES[recipe]
     params = list(guide.encoder.parameters()) + list(guide.heads[LATENT].parameters()) \
         + list(model.decoder.parameters())
@@ -179,24 +177,25 @@ def _umap_start(codes, k, seed, n_components=10, n_neighbors=20, n_init=5):
     return labels, weights, means, scales, report
 
 
-#: Initialisation strategies by name: ``fn(codes, num_clusters, seed) -> (labels, weights, means, scales, report)``.
-INIT_STRATEGIES = {"gmm": _gmm_start, "umap": _umap_start}
+INIT_STRATEGIES.builtin("gmm", _gmm_start)
+INIT_STRATEGIES.builtin("umap", _umap_start)
 
 
-def register_init(name, fn):
-    """Add an initialisation strategy (see :data:`INIT_STRATEGIES` for its signature)."""
-    if not isinstance(name, str) or not name or not callable(fn):
-        raise ConfigError("register_init takes a non-empty name and a callable")
-    INIT_STRATEGIES[name] = fn
-    return fn
+def register_init(name, fn=None, *, override=False):
+    """Add an initialisation strategy ``fn(codes, num_clusters, seed) -> (labels, weights, means, scales,
+    report)`` to :data:`~pyro_gmvae.registry.INIT_STRATEGIES`; usable as a decorator."""
+    if fn is None:
+        return lambda f: register_init(name, f, override=override)
+    if not callable(fn):
+        raise ConfigError(f"register_init takes a callable, got {fn!r}")
+    return INIT_STRATEGIES.register(name, fn, override=override)
 
 
 def initialise_prior(prior, guide, x, *, strategy="gmm", seed=0):
     """Fit ``strategy`` to the encoder means and copy its mixture into ``prior`` (``init_from_gmm``).
 
     Returns ``(labels, report)``: the start's cluster of every datapoint (a tensor on ``x``'s device)."""
-    if strategy not in INIT_STRATEGIES:
-        raise ConfigError(f"unknown initialisation {strategy!r}; choose one of: {', '.join(INIT_STRATEGIES)}")
+    INIT_STRATEGIES.check(strategy)
     codes = encode_mean(guide, x).double().cpu().numpy()
     labels, weights, means, scales, report = INIT_STRATEGIES[strategy](codes, prior.num_clusters, seed)
     prior.init_from_gmm(weights, means, scales)
