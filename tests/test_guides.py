@@ -46,8 +46,9 @@ def _isolated_registries():
     path, imported = list(sys.path), list(plugins._imported)
     yield
     for registry, before in saved:
-        registry.clear()
-        registry.update(before)
+        items = getattr(registry, "_items", registry)  # a Registry is read-only: restore what it holds
+        items.clear()
+        items.update(before)
     sys.path[:] = path
     for name in set(plugins._imported) - set(imported):  # a guide's plugin module lives in its tmp folder
         sys.modules.pop(name, None)

@@ -11,13 +11,14 @@ same guide family serves every prior.
 
 import pyro
 import pyro.distributions as dist
+import torch
 from pyro.nn import PyroModule
 from torch import nn
 
 from ..errors import ConfigError
 from ..models.priors import positive
 from ..registry import GUIDES
-from ..sites import DATA_PLATE
+from ..sites import DATA_PLATE, LATENT
 
 
 class DiagonalNormalHead(nn.Module):
@@ -94,3 +95,10 @@ class AmortizedGuide(PyroModule):
         dists = self.site_dists(x)
         with pyro.plate(DATA_PLATE, x.shape[0]):
             return {name: pyro.sample(name, d) for name, d in dists.items()}
+
+
+def encode_mean(guide, x, site=LATENT, batch_size=1000):
+    """The mean of ``q(site | x)`` for every row of ``x``, encoded in chunks of ``batch_size`` rows without
+    gradients (the codes of the initialisation, the plots and the estimator's ``transform``)."""
+    with torch.no_grad():
+        return torch.cat([guide.site_dists(x[i:i + batch_size])[site].mean for i in range(0, x.shape[0], batch_size)])

@@ -28,23 +28,23 @@ three stages, each a choice by name:
    The labels come from the initialisation, never from the data's labels.
 """
 
+import math
 import warnings
 
 import numpy as np
 import torch
+from pyro import poutine
 from sklearn.mixture import GaussianMixture
 
 from ..errors import ConfigError, TrainingError
+from ..models.priors import inverse_softplus
 from ..registry import INIT_STRATEGIES, PRETRAIN_RECIPES
 from ..sites import CLUSTER, LATENT
+from .amortized import encode_mean
+from .elbo import make_elbo
+from .minibatch import minibatch_epochs, permutation, progress_bar
 
 MASK_NOISE = 0.2
-
-
-def encode_mean(guide, x, batch_size=1000):
-    with torch.no_grad():
-        return torch.cat([guide.site_dists(x[i:i + batch_size])[LATENT].mean
-                          for i in range(0, x.shape[0], batch_size)])
 
 
 def _likelihood_loss(model, z, x):
@@ -92,31 +92,28 @@ def _minibatch_epochs(batch_loss, params, n, device, *, epochs, batch_size, lr, 
     summed loss. Returns the loss per datapoint of each epoch."""
     opt = torch.optim.Adam(params, lr=lr)
     g = torch.Generator().manual_seed(seed)
-    losses, bar = [], None
-    if progress and epochs:
-        from tqdm.auto import tqdm
+    losses, total = [], 0.0
 
-        bar = tqdm(total=epochs, desc=desc, unit="epoch")
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=g).to(device)
-        total = 0.0
-        for start in range(0, n, batch_size):
-            idx = perm[start:start + batch_size]
-            loss = batch_loss(idx)
-            opt.zero_grad()
-            (loss / idx.shape[0]).backward()
-            opt.step()
-            total += loss.item()
+    def step(idx, start):
+        nonlocal total
+        loss = batch_loss(idx)
+        opt.zero_grad()
+        (loss / idx.shape[0]).backward()
+        opt.step()
+        value = loss.item()
+        total += value
+        return value, idx.shape[0]
+
+    def epoch_end(epoch):
+        nonlocal total
         losses.append(total / n)
-        if not np.isfinite(losses[-1]):
-            raise TrainingError(f"the {desc} loss became non-finite; {fix}")
+        total = 0.0
         if on_epoch_end is not None:
             on_epoch_end(len(losses), losses[-1])
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=round(losses[-1], 3))
-    if bar is not None:
-        bar.close()
+
+    with progress_bar(epochs * math.ceil(n / batch_size), 0, desc, progress and epochs > 0) as bar:
+        minibatch_epochs(step, n, epochs=epochs, batch_size=batch_size, order=lambda epoch: permutation(n, g, device),
+                         what=f"{desc} loss", fix=fix, bar=bar, on_epoch_end=epoch_end)
     return losses
 
 
@@ -208,8 +205,6 @@ def init_guide_scale(guide, scale, site=LATENT):
     """Start ``q(site | x)`` with the constant standard deviation ``scale``: the scale head's weights are zeroed
     and its bias set, so VaDE's first epochs do not blur a start whose clusters are narrower than the
     untrained head's ~0.7. Only for the diagonal head (others are left as they are; returns False)."""
-    from ..models.priors import inverse_softplus
-
     head = guide.heads[site]
     raw = getattr(head, "scale_raw", None)
     if not isinstance(raw, torch.nn.Linear):
@@ -224,10 +219,6 @@ def warm_up_loss(model, guide, x, labels, elbo=None):
     A guide with its own ``q(c | x)`` (a :class:`~pyro_gmvae.inference.cluster_inference.ClusterGuide`) is
     run at the same clusters (``guide.given_cluster``): ``q(h | x, c)``, reparameterised, rather than its
     mixture over ``q(c | x)``."""
-    from pyro import poutine
-
-    from .elbo import make_elbo
-
     elbo = make_elbo() if elbo is None else elbo
     given = getattr(guide, "given_cluster", None)
     run_guide = guide if given is None else (lambda data: given(data, labels))
@@ -238,8 +229,6 @@ def warm_up(model, guide, x, labels, *, epochs, batch_size, lr, seed, progress=F
     """``epochs`` of the ELBO with the cluster observed at ``labels`` (Adam over all parameters; see
     :func:`warm_up_loss`); returns the loss per datapoint of each epoch. The enumerated parents of the
     cluster (a hierarchy's super-cluster) stay enumerated."""
-    from .elbo import make_elbo
-
     elbo = make_elbo()
     params = [p for m in (model, guide) for p in m.parameters() if p.requires_grad]
 
