@@ -332,7 +332,7 @@ class Trainer:
         self._seed_once()
         self.pretrain_once(data)  # every rank: the same seeded computation, no communication
         if self.epoch == 0:  # q(c | x) of a guided cluster inference starts at the model's posterior
-            self.cluster_inference.start(self.model, data.x)
+            self.cluster_inference.start(self.model, data.x, cluster_marginals)
         # SVI accumulates into .grad: a gradient left by pretraining (or by the caller) would leak into
         # the first step, and a run resumed from its first checkpoint would not have it.
         for module in (self.model, self.guide):

@@ -11,8 +11,6 @@ from pyro.poutine.runtime import get_plates
 from torch import nn
 
 from ...errors import ConfigError
-# a module, not its function: evaluation.responsibilities imports this package (the ELBO) while it loads
-from ...evaluation import responsibilities
 from ...registry import CLUSTER_INFERENCE
 from ...sites import CLUSTER
 from ..minibatch import minibatch_epochs
@@ -101,22 +99,24 @@ class ClusterInference:
     def at_epoch(self, epochs):
         pass
 
-    def start(self, model, x):
+    def start(self, model, x, posterior):
         """Called once before the first epoch. A guided strategy fits ``q(c | x)`` to the model's exact
         posterior ``p(c | x)`` (at the mean of ``q(h | x)``), so that training starts from the clusters the
         start found (VaDE's GMM) rather than from a uniform ``q(c | x)``, which would pull every component
-        towards every datapoint in the first steps."""
+        towards every datapoint in the first steps. ``posterior(model, guide, x) -> {site: (N, K) probs}``
+        computes ``p(c | x)`` (the trainer passes :func:`pyro_gmvae.evaluation.cluster_marginals`)."""
         if self.guided:
-            fit_cluster_head(model, self.guide_module, x)
+            fit_cluster_head(model, self.guide_module, x, posterior)
 
 
-def fit_cluster_head(model, guide, x, *, steps=300, lr=1e-2, max_points=10000):
-    """Fit the ``q(c | x)`` head of ``guide`` to ``p(c | x)`` of ``model`` by cross-entropy, on the encoder's
-    features of up to ``max_points`` rows of ``x`` (full-batch Adam: no randomness is drawn)."""
+def fit_cluster_head(model, guide, x, posterior, *, steps=300, lr=1e-2, max_points=10000):
+    """Fit the ``q(c | x)`` head of ``guide`` to ``p(c | x)`` of ``model`` (``posterior(model, guide, x)``, see
+    :meth:`ClusterInference.start`) by cross-entropy, on the encoder's features of up to ``max_points`` rows
+    of ``x`` (full-batch Adam: no randomness is drawn)."""
     x = x[:max_points]
     head = guide.cluster_logits
     with torch.no_grad():
-        target = responsibilities.cluster_marginals(model, guide, x)[CLUSTER].to(head.weight.dtype)
+        target = posterior(model, guide, x)[CLUSTER].to(head.weight.dtype)
         features = guide.encoder(x).to(head.weight.dtype)
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     last = None
