@@ -224,6 +224,8 @@ class FreeBitsMessenger(Messenger):
             raise ConfigError(f"free-bits lam must be >= 0 nats, got {lam!r}; use 0 to disable the constraint")
         if not (group in ("site", "dim") or (isinstance(group, int) and not isinstance(group, bool) and group >= 1)):
             raise ConfigError(f"free-bits group must be 'site', 'dim' or a positive int, got {group!r}")
+        if not isinstance(site, str) or not site:
+            raise ConfigError(f"the site to constrain must be a sample site's name, got {site!r}")
         if reduce is not None and not callable(reduce):
             raise ConfigError(f"free-bits reduce must be a function (kl_sum, count) -> (mean, count), got {reduce!r}")
         super().__init__()

@@ -34,6 +34,8 @@ class RelaxedClusterMessenger(Messenger):
     def __init__(self, temperature=1.0, site=CLUSTER):
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
             raise ConfigError(f"the relaxation's temperature must be a positive number, got {temperature!r}")
+        if not isinstance(site, str) or not site:
+            raise ConfigError(f"the site to relax must be a sample site's name, got {site!r}")
         super().__init__()
         self.temperature = float(temperature)
         self.site = site
