@@ -11,12 +11,14 @@ same guide family serves every prior.
 
 import pyro
 import pyro.distributions as dist
+import torch
 from pyro.nn import PyroModule
 from torch import nn
 
 from ..errors import ConfigError
 from ..models.priors import positive
-from ..sites import DATA_PLATE
+from ..registry import GUIDES
+from ..sites import DATA_PLATE, LATENT
 
 
 class DiagonalNormalHead(nn.Module):
@@ -50,12 +52,13 @@ class LowRankNormalHead(nn.Module):
         return dist.LowRankMultivariateNormal(self.loc(h), factor, positive(self.diag_raw(h)) ** 2)
 
 
-#: Guide head families by name. Add one with :func:`register_guide`.
-GUIDES = {"diagonal": DiagonalNormalHead, "lowrank": LowRankNormalHead}
+GUIDES.builtin("diagonal", DiagonalNormalHead)
+GUIDES.builtin("lowrank", LowRankNormalHead)
 
 
-def register_guide(name, cls=None):
-    """Add a guide head family to :data:`GUIDES` so that it can be chosen by name (``--guide``, ``ModelConfig``).
+def register_guide(name, cls=None, *, override=False):
+    """Add a guide head family to :data:`~pyro_gmvae.registry.GUIDES` so that it can be chosen by name
+    (``--guide``, ``ModelConfig``).
 
     ``cls(in_dim, dim)`` is an ``nn.Module`` mapping the encoder's features ``(..., in_dim)`` to a
     distribution over one site of ``dim`` dimensions (event shape ``(dim,)``). Usable as a decorator:
@@ -63,15 +66,10 @@ def register_guide(name, cls=None):
     >>> @register_guide("doc-diagonal")
     ... class DocHead(DiagonalNormalHead):
     ...     pass
-    >>> GUIDES.pop("doc-diagonal") is DocHead
+    >>> GUIDES.unregister("doc-diagonal") is DocHead
     True
     """
-    if not isinstance(name, str) or not name:
-        raise ConfigError("a guide needs a non-empty string name")
-    if cls is None:
-        return lambda c: register_guide(name, c)
-    GUIDES[name] = cls
-    return cls
+    return GUIDES.register(name, cls, override=override)
 
 
 class AmortizedGuide(PyroModule):
@@ -80,8 +78,7 @@ class AmortizedGuide(PyroModule):
     def __init__(self, encoder, sites, head="diagonal"):
         super().__init__()
         if isinstance(head, str):
-            if head not in GUIDES:
-                raise ConfigError(f"unknown guide {head!r}; choose one of: {', '.join(sorted(GUIDES))}")
+            GUIDES.check(head)
             head = GUIDES[head]
         if not sites:
             raise ConfigError("a guide needs at least one continuous latent site")
@@ -98,3 +95,10 @@ class AmortizedGuide(PyroModule):
         dists = self.site_dists(x)
         with pyro.plate(DATA_PLATE, x.shape[0]):
             return {name: pyro.sample(name, d) for name, d in dists.items()}
+
+
+def encode_mean(guide, x, site=LATENT, batch_size=1000):
+    """The mean of ``q(site | x)`` for every row of ``x``, encoded in chunks of ``batch_size`` rows without
+    gradients (the codes of the initialisation, the plots and the estimator's ``transform``)."""
+    with torch.no_grad():
+        return torch.cat([guide.site_dists(x[i:i + batch_size])[site].mean for i in range(0, x.shape[0], batch_size)])

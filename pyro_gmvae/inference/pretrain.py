@@ -28,22 +28,23 @@ three stages, each a choice by name:
    The labels come from the initialisation, never from the data's labels.
 """
 
+import math
 import warnings
 
 import numpy as np
 import torch
+from pyro import poutine
 from sklearn.mixture import GaussianMixture
 
 from ..errors import ConfigError, TrainingError
+from ..models.priors import inverse_softplus
+from ..registry import INIT_STRATEGIES, PRETRAIN_RECIPES
 from ..sites import CLUSTER, LATENT
+from .amortized import encode_mean
+from .elbo import make_elbo
+from .minibatch import minibatch_epochs, permutation, progress_bar
 
 MASK_NOISE = 0.2
-
-
-def encode_mean(guide, x, batch_size=1000):
-    with torch.no_grad():
-        return torch.cat([guide.site_dists(x[i:i + batch_size])[LATENT].mean
-                          for i in range(0, x.shape[0], batch_size)])
 
 
 def _likelihood_loss(model, z, x):
@@ -54,12 +55,10 @@ def _mse_loss(model, z, x):
     return ((model.decoder.x_dist(z).mean - x) ** 2).sum()
 
 
-#: ``name -> (loss(model, z, x) summed over the batch, masks the inputs)``
-PRETRAIN_RECIPES = {
-    "likelihood": (_likelihood_loss, False),
-    "denoise": (_likelihood_loss, True),
-    "mse": (_mse_loss, False),
-}
+# ``name -> (loss(model, z, x) summed over the batch, masks the inputs)``
+PRETRAIN_RECIPES.builtin("likelihood", (_likelihood_loss, False))
+PRETRAIN_RECIPES.builtin("denoise", (_likelihood_loss, True))
+PRETRAIN_RECIPES.builtin("mse", (_mse_loss, False))
 
 
 def pretrain_autoencoder(model, guide, x, *, epochs, batch_size, lr, seed, recipe="likelihood",
@@ -69,8 +68,7 @@ def pretrain_autoencoder(model, guide, x, *, epochs, batch_size, lr, seed, recip
 
     The ``z`` head's scale is trained too (the ``likelihood`` recipe ignores it, so it is set afterwards by
     :func:`init_guide_scale`)."""
-    if recipe not in PRETRAIN_RECIPES:
-        raise ConfigError(f"unknown pretraining recipe {recipe!r}; choose one of: {', '.join(PRETRAIN_RECIPES)}")
+    PRETRAIN_RECIPES.check(recipe)
     loss_fn, masked = PRETRAIN_RECIPES[recipe]
     params = list(guide.encoder.parameters()) + list(guide.heads[LATENT].parameters()) \
         + list(model.decoder.parameters())
@@ -94,31 +92,28 @@ def _minibatch_epochs(batch_loss, params, n, device, *, epochs, batch_size, lr, 
     summed loss. Returns the loss per datapoint of each epoch."""
     opt = torch.optim.Adam(params, lr=lr)
     g = torch.Generator().manual_seed(seed)
-    losses, bar = [], None
-    if progress and epochs:
-        from tqdm.auto import tqdm
+    losses, total = [], 0.0
 
-        bar = tqdm(total=epochs, desc=desc, unit="epoch")
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=g).to(device)
-        total = 0.0
-        for start in range(0, n, batch_size):
-            idx = perm[start:start + batch_size]
-            loss = batch_loss(idx)
-            opt.zero_grad()
-            (loss / idx.shape[0]).backward()
-            opt.step()
-            total += loss.item()
+    def step(idx, start):
+        nonlocal total
+        loss = batch_loss(idx)
+        opt.zero_grad()
+        (loss / idx.shape[0]).backward()
+        opt.step()
+        value = loss.item()
+        total += value
+        return value, idx.shape[0]
+
+    def epoch_end(epoch):
+        nonlocal total
         losses.append(total / n)
-        if not np.isfinite(losses[-1]):
-            raise TrainingError(f"the {desc} loss became non-finite; {fix}")
+        total = 0.0
         if on_epoch_end is not None:
             on_epoch_end(len(losses), losses[-1])
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=round(losses[-1], 3))
-    if bar is not None:
-        bar.close()
+
+    with progress_bar(epochs * math.ceil(n / batch_size), 0, desc, progress and epochs > 0) as bar:
+        minibatch_epochs(step, n, epochs=epochs, batch_size=batch_size, order=lambda epoch: permutation(n, g, device),
+                         what=f"{desc} loss", fix=fix, bar=bar, on_epoch_end=epoch_end)
     return losses
 
 
@@ -179,24 +174,25 @@ def _umap_start(codes, k, seed, n_components=10, n_neighbors=20, n_init=5):
     return labels, weights, means, scales, report
 
 
-#: Initialisation strategies by name: ``fn(codes, num_clusters, seed) -> (labels, weights, means, scales, report)``.
-INIT_STRATEGIES = {"gmm": _gmm_start, "umap": _umap_start}
+INIT_STRATEGIES.builtin("gmm", _gmm_start)
+INIT_STRATEGIES.builtin("umap", _umap_start)
 
 
-def register_init(name, fn):
-    """Add an initialisation strategy (see :data:`INIT_STRATEGIES` for its signature)."""
-    if not isinstance(name, str) or not name or not callable(fn):
-        raise ConfigError("register_init takes a non-empty name and a callable")
-    INIT_STRATEGIES[name] = fn
-    return fn
+def register_init(name, fn=None, *, override=False):
+    """Add an initialisation strategy ``fn(codes, num_clusters, seed) -> (labels, weights, means, scales,
+    report)`` to :data:`~pyro_gmvae.registry.INIT_STRATEGIES`; usable as a decorator."""
+    if fn is None:
+        return lambda f: register_init(name, f, override=override)
+    if not callable(fn):
+        raise ConfigError(f"register_init takes a callable, got {fn!r}")
+    return INIT_STRATEGIES.register(name, fn, override=override)
 
 
 def initialise_prior(prior, guide, x, *, strategy="gmm", seed=0):
     """Fit ``strategy`` to the encoder means and copy its mixture into ``prior`` (``init_from_gmm``).
 
     Returns ``(labels, report)``: the start's cluster of every datapoint (a tensor on ``x``'s device)."""
-    if strategy not in INIT_STRATEGIES:
-        raise ConfigError(f"unknown initialisation {strategy!r}; choose one of: {', '.join(INIT_STRATEGIES)}")
+    INIT_STRATEGIES.check(strategy)
     codes = encode_mean(guide, x).double().cpu().numpy()
     labels, weights, means, scales, report = INIT_STRATEGIES[strategy](codes, prior.num_clusters, seed)
     prior.init_from_gmm(weights, means, scales)
@@ -209,8 +205,6 @@ def init_guide_scale(guide, scale, site=LATENT):
     """Start ``q(site | x)`` with the constant standard deviation ``scale``: the scale head's weights are zeroed
     and its bias set, so VaDE's first epochs do not blur a start whose clusters are narrower than the
     untrained head's ~0.7. Only for the diagonal head (others are left as they are; returns False)."""
-    from ..models.priors import inverse_softplus
-
     head = guide.heads[site]
     raw = getattr(head, "scale_raw", None)
     if not isinstance(raw, torch.nn.Linear):
@@ -225,10 +219,6 @@ def warm_up_loss(model, guide, x, labels, elbo=None):
     A guide with its own ``q(c | x)`` (a :class:`~pyro_gmvae.inference.cluster_inference.ClusterGuide`) is
     run at the same clusters (``guide.given_cluster``): ``q(h | x, c)``, reparameterised, rather than its
     mixture over ``q(c | x)``."""
-    from pyro import poutine
-
-    from .elbo import make_elbo
-
     elbo = make_elbo() if elbo is None else elbo
     given = getattr(guide, "given_cluster", None)
     run_guide = guide if given is None else (lambda data: given(data, labels))
@@ -239,8 +229,6 @@ def warm_up(model, guide, x, labels, *, epochs, batch_size, lr, seed, progress=F
     """``epochs`` of the ELBO with the cluster observed at ``labels`` (Adam over all parameters; see
     :func:`warm_up_loss`); returns the loss per datapoint of each epoch. The enumerated parents of the
     cluster (a hierarchy's super-cluster) stay enumerated."""
-    from .elbo import make_elbo
-
     elbo = make_elbo()
     params = [p for m in (model, guide) for p in m.parameters() if p.requires_grad]
 

@@ -5,106 +5,32 @@ the end of any epoch and resumed to the same result (``state_dict`` / ``load_sta
 Files are the business of :mod:`pyro_gmvae.runs`; this module only computes.
 """
 
+import dataclasses
 import math
-import random
 import sys
 import time
 import warnings
 
-import numpy as np
 import pyro
 import torch
-from pyro.infer.elbo import ELBOModule
 
-from ..errors import CheckpointError, ConfigError, TrainingError
+from ..data import Dataset, validate_data
+from ..errors import ConfigError, DataError, TrainingError
 from ..evaluation.metrics import (active_clusters, cluster_information, clustering_scores, most_confident_accuracy,
                                   used_clusters)
 from ..evaluation.responsibilities import cluster_marginals
-from .distributed import World, check_shards, global_mean, wrap
-from .elbo import make_elbo
+from ..nn import use_autocast
 from .cluster_inference import make_cluster_inference
+from .distributed import World, check_shards, global_mean, wrap
 from .free_bits import FreeBitsMessenger
 from .local_params import LocalParams
+from .minibatch import minibatch_epochs, permutation, progress_bar
+from .objective import Objective, step_decay  # noqa: F401 (step_decay: importable here as before)
+from .pretrain import init_guide_scale, initialise_prior, pretrain_autoencoder, warm_up
+from .state import (OPTIM_FORMAT, check_world_size, pyro_optim_state_to_torch,  # noqa: F401 (importable here)
+                    rng_state, set_rng_state)
 
 COLLAPSE_THRESHOLD = 0.01
-
-
-def step_decay(config):
-    """VaDE's schedule as a multiplier of the base rate: ``decay ** (epoch // every)``, floored."""
-    floor = min(1.0, config.min_lr / config.lr)
-
-    def factor(epoch):
-        return max(config.lr_decay ** (epoch // config.lr_decay_every), floor)
-
-    return factor
-
-
-#: The optimiser state of a checkpoint: ``torch.optim.Adam`` and ``LambdaLR`` state dicts.
-OPTIM_FORMAT = "torch-adam-lambdalr-1"
-
-
-def check_world_size(state, world):
-    """Raise :class:`CheckpointError` unless the checkpoint was written by as many processes as train now
-    (each rank's random state travels in it)."""
-    saved = state.get("world_size", 1)
-    if saved != world.size:
-        raise CheckpointError(f"the checkpoint was written by a run on {saved} process(es) but {world.size} train now; "
-                              f"resume it with {saved} (pyro-gmvae train --devices {saved} --resume ..., or torchrun "
-                              f"--nproc-per-node {saved}), so that every process's random state continues")
-
-
-def pyro_optim_state_to_torch(old, model, guide):
-    """A checkpoint's optimiser state written by ``pyro.optim.LambdaLR.get_state()`` (one Adam per parameter,
-    keyed by Pyro's parameter name such as ``decoder.net$$$0.weight``) as the state dicts of one
-    ``torch.optim.Adam`` over ``model`` then ``guide`` parameters and its ``LambdaLR``."""
-    problem = "it is not a dict of per-parameter optimiser states"
-    if isinstance(old, dict) and old and all(isinstance(v, dict) and {"optimizer", "scheduler"} <= set(v)
-                                             for v in old.values()):
-        names = [n for m in (model, guide) for n, _ in m.named_parameters()]
-        by_name = {k.replace("$$$", "."): v for k, v in old.items()}
-        unknown = sorted(set(by_name) - set(names))
-        if not unknown:
-            first = next(iter(by_name.values()))
-            group = dict(first["optimizer"]["param_groups"][0], params=list(range(len(names))))
-            per_param = {i: by_name[n]["optimizer"]["state"][0] for i, n in enumerate(names)
-                         if n in by_name and by_name[n]["optimizer"]["state"]}
-            return {"optimizer": {"state": per_param, "param_groups": [group]}, "scheduler": first["scheduler"]}
-        problem = f"it names parameters this model does not have ({', '.join(unknown[:3])})"
-    raise CheckpointError(f"the optimiser state of the checkpoint cannot be read: {problem}; resume from a "
-                          "checkpoint that pyro-gmvae train wrote for this configuration, or start over with "
-                          "--overwrite")
-
-
-class Objective(ELBOModule):
-    """Pyro's :class:`~pyro.infer.elbo.ELBOModule` of ``model`` and ``guide`` (their parameters are its
-    parameters), whose loss is that of ``train_model``: the model under the free-bits handler, if any.
-
-    ``scale`` multiplies the loss: the number of data-parallel processes, whose gradients DDP averages
-    while the ELBO is a sum over the data (see :mod:`pyro_gmvae.inference.distributed`)."""
-
-    def __init__(self, model, guide, elbo, train_model=None, scale=1):
-        super().__init__(model, guide, elbo)
-        self.train_model = model if train_model is None else train_model
-        self.scale = scale
-
-    def forward(self, x):
-        loss = self.elbo.differentiable_loss(self.train_model, self.guide, x)
-        return loss if self.scale == 1 else loss * self.scale
-
-
-def rng_state():
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state):
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
 
 
 class Trainer:
@@ -134,8 +60,6 @@ class Trainer:
         self.model.to(self.device)
         self.guide.to(self.device)
         if config.compute_dtype == "bfloat16":
-            from ..nn import use_autocast
-
             use_autocast(self.model.decoder.net)
             use_autocast(self.guide.encoder)
         self.pretrain_epochs = config.pretrain_epochs if config.pretrain_epochs is not None else pretrain_epochs
@@ -148,9 +72,9 @@ class Trainer:
         self.cluster_inference = make_cluster_inference(guide, config)
         train_model = self.cluster_inference.model(model)
         if config.free_bits > 0:
-            self.free_bits = FreeBitsMessenger(config.free_bits, config.free_bits_site, config.free_bits_group)
-            if self.world.distributed:  # the constraint is on the global batch's mean KL
-                self.free_bits.reduce = global_mean(self.world)
+            # with several processes, the constraint is on the global batch's mean KL
+            self.free_bits = FreeBitsMessenger(config.free_bits, config.free_bits_site, config.free_bits_group,
+                                               reduce=global_mean(self.world) if self.world.distributed else None)
             train_model = self.free_bits(train_model)
         # The objective as a module (Pyro's ELBOModule) and a plain torch optimiser, as Pyro's Lightning
         # example; DDP wraps the objective when torchrun started several processes (see fit).
@@ -165,14 +89,13 @@ class Trainer:
         self._started = False
 
     # -- randomness and state -------------------------------------------------------------------
-    def _start(self):
+    def _seed_once(self):
         if not self._started:
             pyro.set_rng_seed(self.config.seed)
             self._started = True
 
     def _permutation(self, n, epoch):
-        g = torch.Generator().manual_seed(self.config.seed * 100003 + epoch)
-        return torch.randperm(n, generator=g).to(self.device)
+        return permutation(n, torch.Generator().manual_seed(self.config.seed * 100003 + epoch), self.device)
 
     def state_dict(self):
         """The training state; with several processes, a collective call (every rank's random state)."""
@@ -206,6 +129,21 @@ class Trainer:
         self._started = True
 
     # -- the start: pretraining, initialisation, warm-up -------------------------------------------------
+    def pretrain_once(self, data, pretrained=None, pretrained_from=None):
+        """The start of a new run, the one place pretraining is triggered: with ``pretrained`` (a state with
+        ``model``, ``guide`` and ``pretrain_report``, from the run ``pretrained_from``) its weights are taken;
+        otherwise, before the first epoch, with ``pretrain_epochs`` and no pretraining done yet,
+        :meth:`pretrain` runs. Returns True when it pretrained (the caller may keep the weights)."""
+        if pretrained is not None:
+            self.model.load_state_dict(pretrained["model"])
+            self.guide.load_state_dict(pretrained["guide"])
+            self.pretrain_report = dict(pretrained.get("pretrain_report") or {}, pretrained_from=str(pretrained_from))
+            return False
+        if self.epoch == 0 and self.pretrain_epochs and self.pretrain_report is None:
+            self.pretrain(data)
+            return True
+        return False
+
     def pretrain(self, data, epochs=None):
         """VaDE's start, for any prior with ``init_from_gmm``: an autoencoder (``config.pretrain_recipe``) on
         the guide's ``z`` mean and the decoder; a mixture fitted to the codes (``config.init``) copied into
@@ -216,10 +154,8 @@ class Trainer:
             return self._pretrain(data, epochs)
 
     def _pretrain(self, data, epochs):
-        from .pretrain import init_guide_scale, initialise_prior, pretrain_autoencoder, warm_up
-
         data = self._on_device(data)
-        self._start()
+        self._seed_once()
         config = self.config
         epochs = self.pretrain_epochs if epochs is None else epochs
         batch_size = config.pretrain_batch_size or config.batch_size
@@ -274,28 +210,28 @@ class Trainer:
         n, bs = x.shape[0], self.config.batch_size
         perm = self._permutation(n, self.epoch)
         world = self.world
-        total, kl_sum, correction, steps = 0.0, 0.0, 0.0, 0
-        for step, start in enumerate(range(0, n, bs)):
-            xb = x[world.shard(perm[start:start + bs])]  # one process: the whole minibatch
+        total, kl_sum, correction, counted = 0.0, 0.0, 0.0, 0
+
+        def step(idx, start):
+            nonlocal total, kl_sum, correction, counted
+            xb = x[world.shard(idx)]  # one process: the whole minibatch
             self.cluster_inference.at_epoch(self.epoch + start / n)  # schedules (the relaxed temperature)
             loss = self._step(xb)
-            if self._bar is not None:  # per step: an MNIST epoch takes minutes on a CPU
-                self._bar.update(1)
-                self._bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss / xb.shape[0]:.4g}", refresh=False)
-            if not math.isfinite(loss):
-                raise TrainingError(
-                    f"non-finite loss ({loss}) at epoch {self.epoch + 1}, step {step + 1}; the last good "
-                    "checkpoint is kept; lower --lr, check the data for extreme values, or pretrain longer")
             total += loss
             if self.free_bits is not None and not self.config.jit:
                 kl_sum += float(self.free_bits.kl)
                 correction += float(self.free_bits.correction)
                 if not world.is_main:  # every rank's loss holds the global batch's correction: count it once
                     total -= float(self.free_bits.correction)
-                steps += 1
+                counted += 1
+            return loss, xb.shape[0]
+
+        steps = minibatch_epochs(step, n, epochs=1, batch_size=bs, order=lambda epoch: perm, first_epoch=self.epoch,
+                                 bar=self._bar, fix="the last good checkpoint is kept; lower --lr, check the data "
+                                                     "for extreme values, or pretrain longer")
         if world.distributed:  # the loss of the whole epoch, over all ranks
             total = float(world.sum(torch.tensor([total], dtype=torch.float64)))
-        self._check_finite_params(step)
+        self._check_finite_params(steps - 1)
         self.epoch_lr = self._lr()
         self.scheduler.step()  # the learning-rate schedule, per epoch
         self.epoch += 1
@@ -303,7 +239,7 @@ class Trainer:
             return total / n, None
         if self.config.jit:  # the handler's Python ran only while tracing: measure outside the JIT
             return total / n, self._measure_free_bits(x, perm)
-        return total / n, (kl_sum / steps, correction / n)
+        return total / n, (kl_sum / counted, correction / n)
 
     def _step(self, xb):
         """One step of Adam on this process's shard ``xb`` of a minibatch; returns the shard's loss."""
@@ -340,9 +276,6 @@ class Trainer:
 
     def check_data(self, data):
         """Raise :class:`~pyro_gmvae.errors.DataError` unless ``data`` fits the model, before any step."""
-        from ..data import Dataset, validate_data
-        from ..errors import DataError
-
         if not isinstance(data, Dataset):
             raise DataError(f"fit takes a Dataset, got {type(data).__name__}; wrap tensors with "
                             "pyro_gmvae.from_tensor(x)")
@@ -360,8 +293,6 @@ class Trainer:
     def _on_device(self, data):
         """``data`` with ``x`` on the training device and in the parameters' dtype (float64 data meets
         a float32 model otherwise), ``y`` on the same device."""
-        import dataclasses
-
         dtype = next(iter(self.model.parameters())).dtype
         x = data.x.to(device=self.device, dtype=dtype)
         y = None if data.y is None else data.y.to(self.device)
@@ -398,11 +329,10 @@ class Trainer:
     def _fit(self, data, on_epoch_end):
         self.check_data(data)
         data = self._on_device(data)
-        self._start()
-        if self.epoch == 0 and self.pretrain_epochs and self.pretrain_report is None:
-            self.pretrain(data)  # every rank: the same seeded computation, no communication
+        self._seed_once()
+        self.pretrain_once(data)  # every rank: the same seeded computation, no communication
         if self.epoch == 0:  # q(c | x) of a guided cluster inference starts at the model's posterior
-            self.cluster_inference.start(self.model, data.x)
+            self.cluster_inference.start(self.model, data.x, cluster_marginals)
         # SVI accumulates into .grad: a gradient left by pretraining (or by the caller) would leak into
         # the first step, and a run resumed from its first checkpoint would not have it.
         for module in (self.model, self.guide):
@@ -416,31 +346,35 @@ class Trainer:
         steps = math.ceil(data.num_datapoints / self.config.batch_size)
         if self.epoch < self.config.epochs:
             self._say(f"training: epochs {self.epoch + 1} to {self.config.epochs}, {steps} steps each")
-        bar = self._bar = _progress(self.config.epochs * steps, self.epoch * steps,
-                                    self.progress and self.world.is_main)
-        try:
-            while self.epoch < self.config.epochs:
-                t0 = time.perf_counter()
-                loss, constraint = self.train_epoch(data.x)
-                row = {"epoch": self.epoch, "elbo": -loss, "lr": self.epoch_lr}
-                if constraint is not None:  # elbo without the constraint; objective is what was optimised
-                    kl, correction = constraint
-                    row.update(elbo=-loss + correction, objective=-loss, free_bits_kl=kl)
-                if self.world.is_main:
-                    row.update(self.evaluate(data))
-                row["seconds"] = time.perf_counter() - t0
-                if self.world.is_main:
-                    self._warn_collapse(row)
-                history.append(row)
-                if on_epoch_end is not None:
-                    on_epoch_end(self, row)
-                if bar is not None:
-                    bar.set_postfix({k: round(v, 3) for k, v in row.items() if k in ("epoch", "elbo", "acc", "nmi")})
-        finally:
-            if bar is not None:
-                bar.close()
-            self._bar = None
+        with progress_bar(self.config.epochs * steps, self.epoch * steps, "train",
+                          self.progress and self.world.is_main) as bar:
+            self._bar = bar
+            try:
+                self._epochs(data, history, on_epoch_end)
+            finally:
+                self._bar = None
         return history
+
+    def _epochs(self, data, history, on_epoch_end):
+        """Train until ``config.epochs``, a row of ``history`` per epoch."""
+        bar = self._bar
+        while self.epoch < self.config.epochs:
+            t0 = time.perf_counter()
+            loss, constraint = self.train_epoch(data.x)
+            row = {"epoch": self.epoch, "elbo": -loss, "lr": self.epoch_lr}
+            if constraint is not None:  # elbo without the constraint; objective is what was optimised
+                kl, correction = constraint
+                row.update(elbo=-loss + correction, objective=-loss, free_bits_kl=kl)
+            if self.world.is_main:
+                row.update(self.evaluate(data))
+            row["seconds"] = time.perf_counter() - t0
+            if self.world.is_main:
+                self._warn_collapse(row)
+            history.append(row)
+            if on_epoch_end is not None:
+                on_epoch_end(self, row)
+            if bar is not None:
+                bar.set_postfix({k: round(v, 3) for k, v in row.items() if k in ("epoch", "elbo", "acc", "nmi")})
 
     def _say(self, message):
         """A line per phase (pretraining, GMM fit, training) on stderr, with the progress bars."""
@@ -464,10 +398,3 @@ class Trainer:
                           + "; the mixture is collapsing. Consider --free-bits, longer pretraining, or a lower --lr",
                           RuntimeWarning, stacklevel=2)
 
-
-def _progress(total_steps, initial_steps, enabled):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total_steps, initial=initial_steps, desc="train", unit="step")

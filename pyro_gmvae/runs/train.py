@@ -98,16 +98,11 @@ def _write_run(folder, model_config, train_config, dataset, *, trainer, model, g
         if overwrite or restart:
             clear_run_dir(out)
         write_json(out / CONFIG, config_record(model_config, train_config, data_spec or {"dataset": dataset.name}))
-        if pre_state is not None:
-            model.load_state_dict(pre_state["model"])
-            guide.load_state_dict(pre_state["guide"])
-            trainer.pretrain_report = dict(pre_state.get("pretrain_report") or {}, pretrained_from=str(pretrained))
-            save_pretrained(out, pre_state)
-        elif trainer.pretrain_epochs:
-            with trainer.local_params:
-                trainer.pretrain(dataset)
+        if trainer.pretrain_once(dataset, pre_state, pretrained):
             save_pretrained(out, {"model": model.state_dict(), "guide": guide.state_dict(),
                                   "pretrain_report": trainer.pretrain_report})
+        elif pre_state is not None:
+            save_pretrained(out, pre_state)
         save_checkpoint(out, {**trainer.state_dict(), "metrics": history})
 
     def on_epoch_end(tr, row):
@@ -128,13 +123,7 @@ def _follow_run(trainer, dataset, *, state, pre_state, pretrained):
     if state is not None:
         trainer.load_state_dict(state)
     else:
-        if pre_state is not None:
-            trainer.model.load_state_dict(pre_state["model"])
-            trainer.guide.load_state_dict(pre_state["guide"])
-            trainer.pretrain_report = dict(pre_state.get("pretrain_report") or {}, pretrained_from=str(pretrained))
-        elif trainer.pretrain_epochs:
-            with trainer.local_params:
-                trainer.pretrain(dataset)
+        trainer.pretrain_once(dataset, pre_state, pretrained)
         trainer.state_dict()  # rank 0's first checkpoint
     trainer.fit(dataset, on_epoch_end=lambda tr, row: tr.state_dict())
     return trainer

@@ -180,3 +180,23 @@ def test_bad_sites_are_named(name, site, group, message):
     model, guide, x = _setup(name)
     with pytest.raises(ConfigError, match=message):
         make_elbo().loss(free_bits(model, lam=1.0, site=site, group=group), guide, x)
+
+
+def test_wrapper_decorator_and_context_manager_give_one_loss(float64):
+    """``free_bits`` is one handler used three ways (as Pyro's ``poutine.scale``): the same loss each way."""
+    model, guide, x = _setup("vade")
+    wrapped = _loss_and_grads(make_elbo(), model, guide, x, 9, free_bits(model, lam=3.0))
+    decorated = _loss_and_grads(make_elbo(), model, guide, x, 9, free_bits(lam=3.0)(model))
+
+    def in_context(data):
+        with free_bits(lam=3.0):
+            return model(data)
+
+    managed = _loss_and_grads(make_elbo(), model, guide, x, 9, in_context)
+    assert torch.equal(wrapped[0], decorated[0]) and torch.equal(wrapped[0], managed[0])
+    assert free_bits(model, lam=3.0).__wrapped__ is model
+
+
+def test_reduce_is_checked_at_construction():
+    with pytest.raises(ConfigError, match="reduce must be a function"):
+        FreeBitsMessenger(1.0, reduce=3)

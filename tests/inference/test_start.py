@@ -215,3 +215,21 @@ def test_pretraining_with_a_warm_up_leaves_pyros_param_store_alone():
                       progress=False)
     trainer.pretrain(from_tensor(x))
     assert set(pyro.get_param_store().keys()) == before
+
+
+def test_pretraining_is_triggered_once_and_a_pretrained_state_replaces_it():
+    """Trainer.pretrain_once is the one trigger: it pretrains before the first epoch only once, and with a
+    pretrained state it takes those weights and pretrains nothing."""
+    data = from_tensor(torch.rand(40, DATA_DIM))
+    config = ModelConfig(data_dim=DATA_DIM, num_clusters=NUM_CLUSTERS, latent_dim=LATENT_DIM, network="toy")
+    train = TrainConfig(epochs=1, batch_size=20, pretrain_epochs=1, init="gmm", init_warmup_epochs=0)
+    trainer = Trainer(*build(config), train, progress=False)
+    assert trainer.pretrain_once(data) is True
+    report = trainer.pretrain_report
+    assert report["pretrain_epochs"] == 1
+    assert trainer.pretrain_once(data) is False and trainer.pretrain_report is report
+    state = {"model": trainer.model.state_dict(), "guide": trainer.guide.state_dict(), "pretrain_report": report}
+    other = Trainer(*build(config), train, progress=False)
+    assert other.pretrain_once(data, state, "src") is False
+    assert other.pretrain_report == dict(report, pretrained_from="src")
+    assert all(torch.equal(a, b) for a, b in zip(other.model.state_dict().values(), state["model"].values()))
