@@ -9,8 +9,8 @@ with taskset and give --threads).
 Phases: ``ae`` (an autoencoder step of pretraining at batch 256/512/1024 -> seconds per epoch of 70k), ``autocast``
 (the same under bfloat16 autocast), ``umap`` (numba's first-call compile, then UMAP + GMM of 70k 10-d codes under
 several settings; the codes are the PCA-10 of the pixels, a stand-in for the autoencoder's), ``svi`` (a warm-up
-step and an SVI step at batch 100, and one evaluation of the 70k, as the protocol runs them), ``eval`` (that evaluation with and
-without the decoder's forward).
+step and an SVI step at batch 100, and one evaluation of the 70k, as the protocol runs them), ``eval`` (that
+evaluation with and without the decoder's forward). ``no seed, n_jobs=2`` needs two CPUs in the affinity.
 """
 
 import argparse
