@@ -66,4 +66,4 @@ def test_smoke_run_writes_every_row(tmp_path):  # ~70 s on one core
     assert re.fullmatch(r"\d+ tests, \d+ skipped, 0 failed", rows["CUDA"]["detail"])
     for name in ("vade-mnist", "gmvae-mnist"):
         assert 0 < rows[name]["acc"] <= 1 and rows[name]["epochs"] == 1 and rows[name]["init_acc"] is not None
-    assert payload["total_wall_s"] == pytest.approx(sum(r["wall_s"] for r in rows.values()), abs=0.2)
+    assert payload["total_wall_s"] >= sum(r["wall_s"] for r in rows.values())  # end to end, steps one by one
