@@ -24,7 +24,14 @@ Variants of a step (all on the same ``model``/``guide``):
   ``pyro_elbo_torch_adam``: ``make_elbo().loss_and_grads(model, guide, x)`` (what ``SVI.step`` calls) and
   one ``torch.optim.Adam`` over all parameters (Pyro's ELBO without ``SVI``/``pyro.optim``);
   ``hand_per_param_adam``: the hand-written loss stepped by one ``torch.optim.Adam`` per parameter tensor
-  (what ``pyro.optim`` does); ``pyro_novalidate``: ``pyro`` with ``pyro.enable_validation(False)``.
+  (what ``pyro.optim`` does); ``pyro_novalidate``: ``pyro_svi`` with ``pyro.enable_validation(False)``.
+- overhead diagnostics (tiny VaDE only, issue 20), each the library's step with one part of Pyro's work taken
+  away, so that the differences split the overhead: ``pyro_lib_novalidate`` (Pyro's and torch's validation off);
+  ``pyro_no_param_statements`` (``pyro.param``/``pyro.module``, which ``PyroModule`` runs on every access to a
+  parameter or a plain ``nn.Module`` attribute, made no-ops for the step: what it costs to record the parameters
+  in the traces; not valid under JIT, which finds the parameters through them); ``pyro_marginal``
+  (``Trace_ELBO`` on the same model with the cluster summed out inside ``MixtureSameFamily``: no enumeration, no
+  contraction; its loss is asserted equal to ``TraceEnum_ELBO``'s); ``pyro_marginal_bare`` (the three together).
 
 Run ``python benchmarks/speed.py [--quick] [--out benchmarks/results/speed.json]``.
 """
@@ -42,11 +49,12 @@ import sys
 import time
 
 import pyro
+import pyro.distributions as dist
 import pyro.optim
 import torch
 import torch.nn.functional as F
 import torch.utils.benchmark as benchmark
-from pyro.infer import SVI
+from pyro.infer import SVI, Trace_ELBO
 
 from pyro_gmvae import ModelConfig, build, make_elbo
 from pyro_gmvae.models.priors import positive
@@ -223,6 +231,52 @@ class Case:
             return loss
         return step
 
+    def marginal_model(self, x):
+        """VaDE's model with the cluster summed out inside the z site's distribution (no enumerated site)."""
+        prior, decoder = self.model.prior, self.model.decoder
+        with pyro.plate("data", x.shape[0]):
+            mixture = dist.MixtureSameFamily(dist.Categorical(logits=prior.logits),
+                                             dist.Normal(prior.loc, positive(prior.scale_raw)).to_event(1))
+            pyro.sample("x", decoder.x_dist(pyro.sample("z", mixture)), obs=x)
+
+    def check_marginal(self, rtol=1e-5):
+        """The marginal model's Trace_ELBO loss is TraceEnum_ELBO's for the same noise."""
+        self.enter()
+        try:
+            pyro.set_rng_seed(321)
+            enum = make_elbo().differentiable_loss(self.model, self.guide, self.x).item()
+            pyro.set_rng_seed(321)
+            marginal = Trace_ELBO(max_plate_nesting=1).differentiable_loss(self.marginal_model, self.guide,
+                                                                           self.x).item()
+        finally:
+            self.leave()
+        rel = abs(enum - marginal) / abs(enum)
+        assert rel <= rtol, f"{self.name()}: marginal loss {marginal} != enumerated loss {enum} ({rel:.1e})"
+        return rel
+
+    def overhead_step(self, validate=True, param_statements=True, marginal=False):
+        """The library's step with parts of Pyro's work taken away (diagnostics only; see the module doc)."""
+        loss_fn = (Trace_ELBO(max_plate_nesting=1)(self.marginal_model, self.guide) if marginal
+                   else make_elbo()(self.model, self.guide))
+        optim = torch.optim.Adam(self.params, lr=LR)
+        x = self.x
+
+        def step():
+            saved = pyro.param, pyro.module
+            if not param_statements:  # PyroModule.__getattr__ calls them through the pyro namespace
+                pyro.param = lambda name, init_tensor=None, *args, **kwargs: init_tensor
+                pyro.module = lambda name, nn_module, *args, **kwargs: nn_module
+            try:
+                with pyro.validation_enabled(validate):
+                    loss = loss_fn(x)
+                    loss.backward()
+            finally:
+                pyro.param, pyro.module = saved
+            optim.step()
+            optim.zero_grad(set_to_none=True)
+            return loss.item()
+        return step
+
     def hand_step(self, per_param_adam=False):
         if per_param_adam:
             optims = [torch.optim.Adam([p], lr=LR) for p in self.params]
@@ -333,6 +387,8 @@ def main(argv=None):
         checks[key] = case.check()
         if key in ("paper", "tiny"):
             checks[key + "_jit"] = case.check(jit=True)
+        if key == "tiny" and diagnostics:
+            checks["tiny_marginal"] = (case.check_marginal(), 0.0)
         print(f"check {key}: loss rel diff {checks[key][0]:.1e}, grad rel diff {checks[key][1]:.1e}",
               file=sys.stderr)
 
@@ -348,6 +404,11 @@ def main(argv=None):
             fns["pyro_elbo_torch_adam"] = case.pyro_elbo_torch_adam_step()
             fns["hand_per_param_adam"] = case.hand_step(per_param_adam=True)
             fns["pyro_novalidate"] = case.pyro_step(validate=False)
+        if diagnostics and key == "tiny":
+            fns["pyro_lib_novalidate"] = case.overhead_step(validate=False)
+            fns["pyro_no_param_statements"] = case.overhead_step(param_statements=False)
+            fns["pyro_marginal"] = case.overhead_step(marginal=True)
+            fns["pyro_marginal_bare"] = case.overhead_step(validate=False, param_statements=False, marginal=True)
         for variant, fn in fns.items():
             number = warm(case, fn, 5 if variant.endswith("jit") else 2, min_run_time, args.clock)  # jit: compile
             blocks.append((f"{key}:{variant}", case, fn, number))
@@ -413,6 +474,13 @@ def main(argv=None):
                 f"{key}:hand_per_param_adam", f"{key}:hand")
             row(f"(diagnostic) {label} nets: Pyro SVI, validation off / hand-written",
                 f"{key}:pyro_novalidate", f"{key}:hand")
+
+    if diagnostics:
+        for variant, label in (("pyro_lib_novalidate", "validation off"),
+                               ("pyro_no_param_statements", "no pyro.param/pyro.module statements"),
+                               ("pyro_marginal", "Trace_ELBO, cluster summed in MixtureSameFamily (no enumeration)"),
+                               ("pyro_marginal_bare", "all three")):
+            row(f"(overhead) tiny nets: Pyro ELBOModule step, {label} / hand-written", f"tiny:{variant}", "tiny:hand")
 
     for r in rows:
         status = "" if r["target"] is None else f"  target <= {r['target']}: {'met' if r['met'] else 'MISSED'}"
