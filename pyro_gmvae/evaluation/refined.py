@@ -1,0 +1,207 @@
+"""Importance sampling of ``log p(x)`` with a proposal fitted to each datapoint's own posterior.
+
+The amortized guide ``q(z | x)`` is often narrower than the posterior (the amortization gap), and
+then the importance weights have no finite variance (PSIS k-hat > 0.7). This estimator
+
+1. refines a diagonal Gaussian per datapoint, starting from the guide's location and scale, by
+   Adam steps on that datapoint's own ELBO (all datapoints at once: the objective is a sum of
+   independent terms and Adam is elementwise, so this is one optimiser per datapoint);
+2. widens it into a heavier-tailed proposal: a multivariate Student-t (``df`` degrees of freedom)
+   at the refined location with ``widen`` times the refined scale, or a Gaussian, or a defensive
+   mixture ``(1 - alpha) refined + alpha q``;
+3. picks ``widen`` per datapoint from ``widen_grid`` by a pilot of ``num_pilot`` draws: the largest
+   PSIS effective sample size among the factors whose pilot k-hat is below 0.7 (the widest factor
+   when none is), then draws ``num_samples`` fresh samples for the estimate.
+
+.. math::
+
+    \\log \\hat p(x) = \\log \\frac{1}{S} \\sum_s \\frac{\\sum_c p(x, c, z_s)}{r(z_s \\mid x)},
+    \\qquad z_s \\sim r(z \\mid x),
+
+with every cluster summed exactly (:func:`~pyro_gmvae.evaluation.latents.log_joint`).
+
+>>> import torch
+>>> from pyro_gmvae import ModelConfig, build
+>>> model, guide = build(ModelConfig(data_dim=6, num_clusters=3, latent_dim=2, network="toy"))
+>>> result = refined_marginal_likelihood(model, guide, torch.rand(4, 6), num_samples=30, num_refine_steps=3,
+...                                      num_pilot=30)
+>>> result.log_likelihood.shape
+torch.Size([4])
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyro.distributions as dist
+import torch
+
+from ..errors import ConfigError
+from .inputs import check_count, model_input
+from .latents import LatentSpace, log_joint
+from .marginal import _CHUNK_ELEMENTS, KHAT_THRESHOLD, _arviz_psislw, pareto_khat
+
+PROPOSALS = ("student-t", "normal", "defensive")
+
+
+def effective_sample_size(log_weights):
+    """``(N,)`` Kish effective sample size ``(sum w)^2 / sum w^2`` of ``(S, N)`` log-weights."""
+    return (2 * log_weights.logsumexp(0) - (2 * log_weights).logsumexp(0)).exp()
+
+
+def refine(model, x, space, num_steps=300, lr=0.05, num_particles=8):
+    """``(loc, scale)`` ``(N, dim)``: each datapoint's diagonal Gaussian after ``num_steps`` Adam steps on its
+    own ELBO (``num_particles`` reparameterized draws a step, the entropy in closed form), from the guide's."""
+    loc = space.loc.clone().requires_grad_(True)
+    log_scale = space.scale.log().clone().requires_grad_(True)
+    if num_steps == 0:
+        return loc.detach(), log_scale.exp().detach()
+    optim = torch.optim.Adam([loc, log_scale], lr=lr)
+    with torch.enable_grad():
+        for _ in range(num_steps):
+            eps = torch.randn((num_particles,) + loc.shape, dtype=loc.dtype, device=loc.device)
+            elbo = log_joint(model, x, space, loc + log_scale.exp() * eps).mean(0) + log_scale.sum(-1)
+            # gradients of the latents only: the model's own parameters keep no .grad from evaluation
+            loc.grad, log_scale.grad = torch.autograd.grad(-elbo.sum(), [loc, log_scale])
+            optim.step()
+    return loc.detach(), log_scale.exp().detach()
+
+
+class Proposal:
+    """A per-datapoint proposal ``r(z | x)`` over flat latents ``(N, dim)``."""
+
+    def __init__(self, kind, loc, scale, space, widen, df=5.0, alpha=0.2):
+        if kind not in PROPOSALS:
+            raise ConfigError(f"unknown proposal {kind!r}; choose one of: {', '.join(PROPOSALS)}")
+        self.kind, self.space, self.alpha = kind, space, alpha
+        scale = scale * widen[:, None]
+        if kind == "student-t":
+            self.dist = dist.MultivariateStudentT(torch.as_tensor(df, dtype=loc.dtype, device=loc.device), loc,
+                                                  torch.diag_embed(scale))
+        else:
+            self.dist = dist.Normal(loc, scale).to_event(1)
+
+    def sample(self, num_samples):
+        z = self.dist.sample((num_samples,))
+        if self.kind == "defensive":
+            from_q = torch.rand(z.shape[:-1], dtype=z.dtype, device=z.device) < self.alpha
+            z = torch.where(from_q[..., None], self.space.sample_q(num_samples), z)
+        return z
+
+    def log_prob(self, z):
+        lp = self.dist.log_prob(z)
+        if self.kind == "defensive":
+            lp = torch.logaddexp(lp + math.log1p(-self.alpha), self.space.log_q(z) + math.log(self.alpha))
+        return lp
+
+
+def proposal_log_weights(model, x, space, proposal, num_samples, chunk_size=None):
+    """``(num_samples, N)`` log-weights ``log p(x, z) - log r(z | x)``, ``z ~ r``, in chunks of samples."""
+    size = chunk_size or max(1, _CHUNK_ELEMENTS // max(x.shape[0], 1))
+    out = []
+    for start in range(0, num_samples, size):
+        z = proposal.sample(min(size, num_samples - start))
+        out.append(log_joint(model, x, space, z) - proposal.log_prob(z))
+    return torch.cat(out)
+
+
+def _psis(log_weights):
+    """PSIS k-hat ``(N,)`` and the PSIS effective sample size ``(N,)`` (numpy)."""
+    khat = pareto_khat(log_weights)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        smoothed, _ = _arviz_psislw(log_weights.detach().double().cpu().numpy().T)
+    smoothed = np.asarray(smoothed)
+    smoothed = smoothed - np.logaddexp.reduce(smoothed, axis=-1, keepdims=True)
+    ess = np.exp(-np.logaddexp.reduce(2 * smoothed, axis=-1))
+    return khat, ess
+
+
+@dataclass
+class RefinedMarginalLikelihood:
+    """Per-datapoint results of :func:`refined_marginal_likelihood` (``(N,)`` each)."""
+
+    log_likelihood: torch.Tensor
+    khat: np.ndarray
+    ess: np.ndarray  # PSIS effective sample size of the final draws
+    widen: torch.Tensor  # the scale factor each datapoint's proposal uses
+    num_samples: int
+    proposal: str
+
+    def summary(self):
+        ll = self.log_likelihood.double()
+        n = ll.shape[0]
+        fitted = np.isfinite(self.khat)
+        return {
+            "log_likelihood": float(ll.mean()),
+            "log_likelihood_stderr": float(ll.std() / math.sqrt(n)) if n > 1 else None,
+            "khat_share_above_0_7": float((self.khat[fitted] > KHAT_THRESHOLD).mean()) if fitted.any() else None,
+            "khat_max": float(self.khat[fitted].max()) if fitted.any() else None,
+            "ess_mean": float(self.ess.mean()),
+            "ess_min": float(self.ess.min()),
+            "widen_mean": float(self.widen.double().mean()),
+            "num_samples": self.num_samples,
+            "proposal": self.proposal,
+            "num_datapoints": n,
+        }
+
+
+def _check_args(proposal, widen_grid, df, alpha, num_samples, num_pilot, batch_size, num_refine_particles):
+    if proposal not in PROPOSALS:
+        raise ConfigError(f"unknown proposal {proposal!r}; choose one of: {', '.join(PROPOSALS)}")
+    for name, value in (("num_samples", num_samples), ("num_pilot", num_pilot), ("batch_size", batch_size),
+                        ("num_refine_particles", num_refine_particles)):
+        check_count(name, value)
+    if not widen_grid or any(not w > 0 for w in widen_grid):
+        raise ConfigError(f"widen_grid must be positive scale factors, got {widen_grid!r}; pass e.g. (1.0, 1.5)")
+    if not df > 0:
+        raise ConfigError(f"df must be positive, got {df!r}; pass e.g. df=5")
+    if not 0 < alpha < 1:
+        raise ConfigError(f"alpha must lie in (0, 1), got {alpha!r}; pass e.g. alpha=0.2")
+
+
+@torch.no_grad()
+def refined_marginal_likelihood(model, guide, data, num_samples=1000, *, proposal="student-t",
+                                widen_grid=(1.0, 1.2, 1.5, 2.0), df=5.0, alpha=0.2, num_refine_steps=300,
+                                lr=0.05, num_refine_particles=8, num_pilot=200, batch_size=100, chunk_size=None,
+                                progress=False):
+    """Importance-sampled ``log p(x_n)`` under a refined, heavier-tailed proposal per datapoint (see the
+    module docstring), with PSIS k-hat and effective sample size, as a :class:`RefinedMarginalLikelihood`.
+
+    One factor in ``widen_grid`` skips the pilot. ``num_refine_steps=0`` keeps the guide's location and scale.
+    """
+    widen_grid = tuple(float(w) for w in widen_grid)
+    _check_args(proposal, widen_grid, df, alpha, num_samples, num_pilot, batch_size, num_refine_particles)
+    if isinstance(num_refine_steps, bool) or not isinstance(num_refine_steps, int) or num_refine_steps < 0:
+        raise ConfigError(f"num_refine_steps must be a non-negative integer, got {num_refine_steps!r}; pass e.g. 300")
+    x = model_input(model, data)
+    starts = range(0, x.shape[0], batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=f"refined IS, {num_samples} samples", unit="batch")
+    ll, khat, ess, widen = [], [], [], []
+    for start in starts:
+        xb = x[start:start + batch_size]
+        space = LatentSpace(guide, xb)
+        loc, scale = refine(model, xb, space, num_refine_steps, lr, num_refine_particles)
+        factor = xb.new_full((xb.shape[0],), widen_grid[0])
+        if len(widen_grid) > 1:
+            scores = []
+            for w in widen_grid:
+                r = Proposal(proposal, loc, scale, space, xb.new_full((xb.shape[0],), w), df, alpha)
+                k, e = _psis(proposal_log_weights(model, xb, space, r, num_pilot, chunk_size))
+                scores.append(np.where(k < KHAT_THRESHOLD, e, -1.0 / (1.0 + w)))  # no pass: widest wins
+            best = np.asarray(scores).argmax(0)
+            factor = torch.as_tensor(np.asarray(widen_grid)[best], dtype=xb.dtype, device=xb.device)
+        r = Proposal(proposal, loc, scale, space, factor, df, alpha)
+        lw = proposal_log_weights(model, xb, space, r, num_samples, chunk_size)
+        k, e = _psis(lw)
+        ll.append(lw.logsumexp(0) - math.log(num_samples))
+        khat.append(k)
+        ess.append(e)
+        widen.append(factor)
+    return RefinedMarginalLikelihood(torch.cat(ll), np.concatenate(khat), np.concatenate(ess), torch.cat(widen),
+                                     int(num_samples), proposal)
