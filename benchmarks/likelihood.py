@@ -2,7 +2,7 @@
 heavy-tailed importance sampling, AIS, and BDMC on simulated data (issue 19).
 
     python benchmarks/likelihood.py /work/scratch/runs/vade-mnist-s7 --data-dir /work/shared/data/mnist \
-        --num-images 100 --is-samples 5000 --refined-samples 2000 --ais-steps 500 --ais-chains 8 --bdmc 100
+        --num-images 100 --is-samples 5000 --refined-samples 1000 --ais-steps 200 --ais-chains 4 --bdmc 100
 
 Prints one line per estimator and writes ``benchmarks/results/likelihood-NAME.json`` (``--out``): each
 estimator's summary (mean log-likelihood, k-hat share above 0.7, ESS, HMC acceptance, BDMC bounds and
@@ -36,14 +36,17 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--is-samples", type=int, default=5000, help="samples of plain IS with the guide")
     p.add_argument("--refined-samples", type=int, default=2000)
+    p.add_argument("--fit", default="laplace", choices=("laplace", "elbo"), help="refined IS: how to fit each image")
+    p.add_argument("--newton-steps", type=int, default=3)
     p.add_argument("--proposal", default="student-t", choices=("student-t", "normal", "defensive"))
-    p.add_argument("--widen-grid", type=float, nargs="+", default=[1.0, 1.2, 1.5, 2.0])
+    p.add_argument("--widen-grid", type=float, nargs="+", default=[1.1], help="one factor: no pilot")
     p.add_argument("--refine-steps", type=int, default=300)
     p.add_argument("--refine-lr", type=float, default=0.05)
     p.add_argument("--num-pilot", type=int, default=200)
     p.add_argument("--ais-steps", type=int, default=500)
     p.add_argument("--ais-chains", type=int, default=8)
     p.add_argument("--leapfrog", type=int, default=5)
+    p.add_argument("--adapt-chains", type=int, default=2, help="pilot chains that tune the HMC step sizes")
     p.add_argument("--bdmc", type=int, default=100, help="number of simulated images for BDMC")
     p.add_argument("--bdmc-steps", type=int, default=None, help="AIS steps of BDMC (default --ais-steps)")
     p.add_argument("--threads", type=int, default=1)
@@ -82,7 +85,7 @@ def main(argv=None):
     model, guide, *_ = load_run(args.run_dir, device=args.device)
     x = load_images(args)
     n = x.shape[0]
-    hmc = dict(num_leapfrog=args.leapfrog, batch_size=args.batch_size)
+    hmc = dict(num_leapfrog=args.leapfrog, batch_size=args.batch_size, num_adapt_chains=args.adapt_chains)
     results, per_image = {}, {}
 
     def record(name, result, seconds, count):
@@ -99,7 +102,8 @@ def main(argv=None):
         per_image["is_khat"] = torch.as_tensor(r.khat)
     if "refined" in args.estimators:
         r, s = timed(lambda: refined_marginal_likelihood(
-            model, guide, x, args.refined_samples, proposal=args.proposal, widen_grid=args.widen_grid,
+            model, guide, x, args.refined_samples, fit=args.fit, num_newton_steps=args.newton_steps,
+            proposal=args.proposal, widen_grid=args.widen_grid,
             num_refine_steps=args.refine_steps, lr=args.refine_lr, num_pilot=args.num_pilot,
             batch_size=args.batch_size))
         record("refined", r, s, n)
