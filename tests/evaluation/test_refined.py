@@ -127,3 +127,22 @@ def test_laplace_misses_the_other_modes_of_a_cluster_mixture(float64):
     x = sample_data(model, 10)
     result = refined_marginal_likelihood(model, guide, x, num_samples=1000, fit="laplace")
     assert result.khat.max() > 0.7 and np.median(result.khat) < 0.7
+
+
+def test_estimators_by_name(float64):
+    from pyro_gmvae.evaluation import ESTIMATORS, estimate_log_likelihood
+
+    model = linear_gaussian_model(1)
+    x = sample_data(model, 3)
+    guide = moment_matched_guide(model)
+    exact = exact_log_marginal_likelihood(model, x)
+    # one cluster, the exact posterior as guide: every estimator is exact, the refined one with its Laplace fit
+    # (exact here) as a Gaussian proposal
+    for name, options in (("is", {"num_samples": 30, "proposal": "normal", "widen_grid": (1.0,)}),
+                          ("is-guide", {"num_samples": 30}),
+                          ("ais", {"num_steps": 2, "num_chains": 2})):
+        assert name in ESTIMATORS
+        got = estimate_log_likelihood(model, guide, x, name, **options).log_likelihood
+        assert torch.allclose(got, exact, atol=1e-7)
+    with pytest.raises(ConfigError, match="unknown estimator 'ml'"):
+        estimate_log_likelihood(model, guide, x, "ml")
