@@ -36,9 +36,11 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--is-samples", type=int, default=5000, help="samples of plain IS with the guide")
     p.add_argument("--refined-samples", type=int, default=2000)
-    p.add_argument("--fit", default="laplace", choices=("laplace", "elbo"), help="refined IS: how to fit each image")
+    p.add_argument("--fit", default="laplace", choices=("laplace", "laplace-mixture", "elbo"), help="refined IS: how to fit each image")
     p.add_argument("--newton-steps", type=int, default=3)
+    p.add_argument("--components", type=int, default=2, help="laplace-mixture: clusters with a component")
     p.add_argument("--proposal", default="student-t", choices=("student-t", "normal", "defensive"))
+    p.add_argument("--df", type=float, default=5.0, help="degrees of freedom of the Student-t proposal")
     p.add_argument("--widen-grid", type=float, nargs="+", default=[1.1], help="one factor: no pilot")
     p.add_argument("--refine-steps", type=int, default=300)
     p.add_argument("--refine-lr", type=float, default=0.05)
@@ -103,7 +105,8 @@ def main(argv=None):
     if "refined" in args.estimators:
         r, s = timed(lambda: refined_marginal_likelihood(
             model, guide, x, args.refined_samples, fit=args.fit, num_newton_steps=args.newton_steps,
-            proposal=args.proposal, widen_grid=args.widen_grid,
+            num_components=args.components,
+            proposal=args.proposal, df=args.df, widen_grid=args.widen_grid,
             num_refine_steps=args.refine_steps, lr=args.refine_lr, num_pilot=args.num_pilot,
             batch_size=args.batch_size))
         record("refined", r, s, n)

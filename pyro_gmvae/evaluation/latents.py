@@ -100,12 +100,13 @@ class LatentSpace:
                              for n, d in self.site_dists.items()})
 
 
-def log_joint(model, x, space, flat):
+def log_joint(model, x, space, flat, given=None):
     """``(S, N)`` values of ``log sum_c p(x_n, c, z_sn)`` at flat latents ``flat`` ``(S, N, dim)``
     (differentiable in ``flat``): the model's trace with the continuous sites conditioned on ``flat``
-    and every discrete site enumerated and summed out."""
+    and every discrete site enumerated and summed out, except those fixed by ``given``
+    (``{site: (N,) values}``, e.g. one cluster per datapoint)."""
     num_samples, n = flat.shape[0], x.shape[0]
-    values = space.unflatten(flat)
+    values = dict(space.unflatten(flat), **(given or {}))
     with pyro.plate(SAMPLE_PLATE, num_samples, dim=-2):
         trace = poutine.trace(poutine.enum(poutine.condition(model, data=values),
                                            first_available_dim=-3)).get_trace(x)

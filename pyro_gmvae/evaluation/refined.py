@@ -42,7 +42,7 @@ from .latents import LatentSpace, log_joint
 from .marginal import _CHUNK_ELEMENTS, KHAT_THRESHOLD, _arviz_psislw, pareto_khat
 
 PROPOSALS = ("student-t", "normal", "defensive")
-FITS = ("elbo", "laplace")
+FITS = ("elbo", "laplace", "laplace-mixture")
 
 
 def effective_sample_size(log_weights):
@@ -72,12 +72,12 @@ def refine(model, x, space, num_steps=300, lr=0.05, num_particles=8):
     return loc.detach(), log_scale.exp().detach()
 
 
-def _grad_and_hessian(model, x, space, z):
+def _grad_and_hessian(model, x, space, z, given=None):
     """``log p(x, z)`` ``(N,)``, its gradient ``(N, dim)`` and Hessian ``(N, dim, dim)`` at ``z`` ``(N, dim)``:
     one double-backward pass per latent dimension, every datapoint at once (their Hessians are blocks)."""
     with torch.enable_grad():
         z = z.detach().requires_grad_(True)
-        value = log_joint(model, x, space, z[None])[0]
+        value = log_joint(model, x, space, z[None], given)[0]
         (grad,) = torch.autograd.grad(value.sum(), z, create_graph=True)
         rows = [torch.autograd.grad(grad[:, i].sum(), z, retain_graph=i < z.shape[-1] - 1)[0]
                 for i in range(z.shape[-1])]
@@ -91,14 +91,16 @@ def _precision_factor(neg_hessian, floor):
     return eigvecs, eigvals.clamp(min=floor)
 
 
-def laplace(model, x, space, num_steps=10, max_step=3.0, floor=1e-2):
+def laplace(model, x, space, num_steps=10, max_step=3.0, floor=1e-2, given=None, start=None):
     """``(loc, scale_tril)``: each datapoint's Laplace approximation of ``p(z | x)``, with Newton steps on
     ``log p(x, z)`` from the guide's location (each at most ``max_step`` guide scales long) and the
-    covariance ``(-H)^{-1}`` at the end, the eigenvalues of ``-H`` floored at ``floor / scale_q^2``."""
-    z = space.loc.clone()
+    covariance ``(-H)^{-1}`` at the end, the eigenvalues of ``-H`` floored at ``floor / scale_q^2``.
+    ``given`` fixes discrete sites (:func:`~pyro_gmvae.evaluation.latents.log_joint`); ``start`` replaces the
+    guide's location as the first iterate."""
+    z = (space.loc if start is None else start).clone()
     whiten = space.scale  # Newton in the guide's whitened coordinates: the floor and step cap are scale-free
     for step in range(num_steps + 1):
-        _, grad, hessian = _grad_and_hessian(model, x, space, z)
+        _, grad, hessian = _grad_and_hessian(model, x, space, z, given)
         neg = -hessian * whiten[:, :, None] * whiten[:, None, :]
         eigvecs, eigvals = _precision_factor(neg, floor)
         if step == num_steps:
@@ -112,6 +114,53 @@ def laplace(model, x, space, num_steps=10, max_step=3.0, floor=1e-2):
     cov = eigvecs @ torch.diag_embed(1 / eigvals) @ eigvecs.transpose(-1, -2)
     scale_tril = torch.linalg.cholesky(cov) * whiten[:, :, None]
     return z, scale_tril
+
+
+def laplace_mixture(model, x, space, num_components=2, num_steps=3):
+    """A mixture of Laplace approximations, one per cluster for the ``num_components`` clusters most probable
+    at the global Laplace mode: ``(weights (N, M), locs (N, M, dim), scale_trils (N, M, dim, dim))``, each
+    component fitted to ``p(x, c_m, z)`` and weighted by its Laplace evidence. A posterior spread over
+    clusters has a mode per cluster, which one Gaussian or Student-t cannot cover."""
+    loc, scale_tril = laplace(model, x, space, num_steps)
+    sites = tuple(getattr(model, "cluster_sites", ()))
+    if not sites:
+        return loc.new_zeros(loc.shape[0], 1), loc[:, None], scale_tril[:, None]
+    site, num_clusters = sites[-1], model.num_clusters
+    n = x.shape[0]
+    per_cluster = torch.stack([log_joint(model, x, space, loc[None], {site: loc.new_full((n,), k).long()})[0]
+                               for k in range(num_clusters)], -1)
+    top = per_cluster.topk(min(num_components, num_clusters), -1).indices  # (N, M)
+    log_w, locs, trils = [], [], []
+    for m in range(top.shape[-1]):
+        given = {site: top[:, m]}
+        mode, tril = laplace(model, x, space, num_steps, given=given, start=loc)
+        value = log_joint(model, x, space, mode[None], given)[0]
+        log_w.append(value + 0.5 * loc.shape[-1] * math.log(2 * math.pi)
+                     + tril.diagonal(dim1=-2, dim2=-1).log().sum(-1))
+        locs.append(mode)
+        trils.append(tril)
+    return torch.stack(log_w, -1).log_softmax(-1), torch.stack(locs, 1), torch.stack(trils, 1)
+
+
+class MixtureProposal:
+    """``sum_m w_m t_df(z; loc_m, widen scale_tril_m)`` per datapoint (or Gaussians: ``kind='normal'``)."""
+
+    def __init__(self, kind, log_weights, locs, scale_trils, widen, df=5.0):
+        scale_trils = scale_trils * widen[:, None, None, None]
+        self.log_weights = log_weights  # (N, M)
+        if kind == "student-t":
+            self.dist = dist.MultivariateStudentT(torch.as_tensor(df, dtype=locs.dtype, device=locs.device), locs,
+                                                  scale_trils)
+        else:
+            self.dist = dist.MultivariateNormal(locs, scale_tril=scale_trils)
+
+    def sample(self, num_samples):
+        z = self.dist.sample((num_samples,))  # (S, N, M, dim)
+        pick = dist.Categorical(logits=self.log_weights).sample((num_samples,))  # (S, N)
+        return z.gather(-2, pick[..., None, None].expand(z.shape[:-2] + (1, z.shape[-1])))[..., 0, :]
+
+    def log_prob(self, z):
+        return (self.dist.log_prob(z[..., None, :]) + self.log_weights).logsumexp(-1)
 
 
 class Proposal:
@@ -213,17 +262,21 @@ def _check_args(proposal, widen_grid, df, alpha, num_samples, num_pilot, batch_s
 @torch.no_grad()
 def refined_marginal_likelihood(model, guide, data, num_samples=1000, *, fit="elbo", proposal="student-t",
                                 widen_grid=(1.0, 1.2, 1.5, 2.0), df=5.0, alpha=0.2, num_refine_steps=300,
-                                lr=0.05, num_refine_particles=8, num_newton_steps=10, num_pilot=200,
+                                lr=0.05, num_refine_particles=8, num_newton_steps=10, num_components=2, num_pilot=200,
                                 batch_size=100, chunk_size=None, progress=False):
     """Importance-sampled ``log p(x_n)`` under a refined, heavier-tailed proposal per datapoint (see the
     module docstring), with PSIS k-hat and effective sample size, as a :class:`RefinedMarginalLikelihood`.
 
     ``fit`` is ``'elbo'`` (a diagonal Gaussian by ``num_refine_steps`` Adam steps on each datapoint's ELBO;
     ``0`` keeps the guide's location and scale) or ``'laplace'`` (a full covariance at the posterior mode,
-    :func:`laplace`, ``num_newton_steps`` Newton steps). One factor in ``widen_grid`` skips the pilot.
+    :func:`laplace`, ``num_newton_steps`` Newton steps) or ``'laplace-mixture'`` (one Laplace fit per cluster for
+    the ``num_components`` most probable clusters, :func:`laplace_mixture`; ``proposal`` 'student-t' or 'normal').
+    One factor in ``widen_grid`` skips the pilot.
     """
     if fit not in FITS:
         raise ConfigError(f"unknown fit {fit!r}; choose one of: {', '.join(FITS)}")
+    if fit == "laplace-mixture" and proposal == "defensive":
+        raise ConfigError("fit='laplace-mixture' takes proposal 'student-t' or 'normal', not 'defensive'")
     widen_grid = tuple(float(w) for w in widen_grid)
     _check_args(proposal, widen_grid, df, alpha, num_samples, num_pilot, batch_size, num_refine_particles)
     if isinstance(num_refine_steps, bool) or not isinstance(num_refine_steps, int) or num_refine_steps < 0:
@@ -238,21 +291,29 @@ def refined_marginal_likelihood(model, guide, data, num_samples=1000, *, fit="el
     for start in starts:
         xb = x[start:start + batch_size]
         space = LatentSpace(guide, xb)
-        if fit == "laplace":
+        if fit == "laplace-mixture":
+            mixture = laplace_mixture(model, xb, space, num_components, num_newton_steps)
+        elif fit == "laplace":
             loc, scale_tril = laplace(model, xb, space, num_newton_steps)
         else:
             loc, scale = refine(model, xb, space, num_refine_steps, lr, num_refine_particles)
             scale_tril = torch.diag_embed(scale)
+
+        def make(widen):
+            if fit == "laplace-mixture":
+                return MixtureProposal(proposal, *mixture, widen, df)
+            return Proposal(proposal, loc, scale_tril, space, widen, df, alpha)
+
         factor = xb.new_full((xb.shape[0],), widen_grid[0])
         if len(widen_grid) > 1:
             scores = []
             for w in widen_grid:
-                r = Proposal(proposal, loc, scale_tril, space, xb.new_full((xb.shape[0],), w), df, alpha)
+                r = make(xb.new_full((xb.shape[0],), w))
                 k, e = _psis(proposal_log_weights(model, xb, space, r, num_pilot, chunk_size))
                 scores.append(np.where(k < KHAT_THRESHOLD, e, -1.0 / (1.0 + w)))  # no pass: widest wins
             best = np.asarray(scores).argmax(0)
             factor = torch.as_tensor(np.asarray(widen_grid)[best], dtype=xb.dtype, device=xb.device)
-        r = Proposal(proposal, loc, scale_tril, space, factor, df, alpha)
+        r = make(factor)
         lw = proposal_log_weights(model, xb, space, r, num_samples, chunk_size)
         k, e = _psis(lw)
         ll.append(lw.logsumexp(0) - math.log(num_samples))
