@@ -26,6 +26,7 @@ from .refined import refined_marginal_likelihood
 def _refined(model, guide, data, **options):
     options.setdefault("fit", "laplace")
     options.setdefault("widen_grid", (1.1,))
+    options.setdefault("num_newton_steps", 8)
     return refined_marginal_likelihood(model, guide, data, **options)
 
 
