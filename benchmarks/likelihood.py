@@ -134,6 +134,7 @@ def main(argv=None):
     row = {
         "run": str(args.run_dir), "dataset": args.dataset, "split": args.split, "num_images": n,
         "images": f"the first {n} of the {args.split} split", "estimators": results,
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "threads": args.threads, "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__, "command": shlex.join([sys.executable, *sys.argv]),
     }
