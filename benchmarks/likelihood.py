@@ -36,7 +36,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--is-samples", type=int, default=5000, help="samples of plain IS with the guide")
     p.add_argument("--refined-samples", type=int, default=2000)
-    p.add_argument("--fit", default="laplace", choices=("laplace", "laplace-mixture", "elbo"), help="refined IS: how to fit each image")
+    p.add_argument("--fit", default="laplace", choices=("laplace", "laplace-mixture", "elbo"),
+                   help="refined IS: how to fit each image")
     p.add_argument("--newton-steps", type=int, default=8)
     p.add_argument("--components", type=int, default=2, help="laplace-mixture: clusters with a component")
     p.add_argument("--proposal", default="student-t", choices=("student-t", "normal", "defensive"))
