@@ -1,5 +1,5 @@
 """Evaluation: the exact-enumeration marginal likelihood (importance sampling, refined IS, AIS, BDMC),
- responsibilities, metrics, generation."""
+responsibilities, metrics, generation."""
 
 from .ais import AISResult, BDMCResult, annealed_importance_sampling, bdmc
 from .estimators import ESTIMATORS, estimate_log_likelihood
