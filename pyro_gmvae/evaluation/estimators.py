@@ -1,0 +1,42 @@
+"""The marginal-likelihood estimators by name, for the CLI (``pyro-gmvae evaluate RUN --estimator NAME``).
+
+- ``is``: importance sampling with a proposal fitted to each datapoint (a Laplace approximation at the
+  posterior mode, as a Student-t), :func:`~pyro_gmvae.evaluation.refined.refined_marginal_likelihood`;
+- ``is-guide``: importance sampling with the amortized guide itself,
+  :func:`~pyro_gmvae.evaluation.marginal.estimate_marginal_likelihood`;
+- ``ais``: annealed importance sampling from the guide to the posterior,
+  :func:`~pyro_gmvae.evaluation.ais.annealed_importance_sampling`.
+
+Every result has ``.log_likelihood`` ``(N,)`` and ``.summary()`` (a JSON-ready dict).
+:func:`~pyro_gmvae.evaluation.ais.bdmc` gives both bounds on simulated data.
+
+>>> import torch
+>>> from pyro_gmvae import ModelConfig, build
+>>> model, guide = build(ModelConfig(data_dim=6, num_clusters=3, latent_dim=2, network="toy"))
+>>> estimate_log_likelihood(model, guide, torch.rand(4, 6), "ais", num_steps=3, num_chains=2).num_chains
+2
+"""
+
+from ..errors import ConfigError
+from .ais import annealed_importance_sampling
+from .marginal import estimate_marginal_likelihood
+from .refined import refined_marginal_likelihood
+
+
+def _refined(model, guide, data, **options):
+    options.setdefault("fit", "laplace")
+    options.setdefault("widen_grid", (1.1,))
+    options.setdefault("num_newton_steps", 8)
+    return refined_marginal_likelihood(model, guide, data, **options)
+
+
+#: name -> function(model, guide, data, **options)
+ESTIMATORS = {"is": _refined, "is-guide": estimate_marginal_likelihood, "ais": annealed_importance_sampling}
+
+
+def estimate_log_likelihood(model, guide, data, estimator="is", **options):
+    """``log p(x_n)`` of every row of ``data`` by the estimator named ``estimator`` (see the module docstring),
+    with that estimator's keyword ``options`` (e.g. ``num_samples``, ``num_steps``)."""
+    if estimator not in ESTIMATORS:
+        raise ConfigError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
+    return ESTIMATORS[estimator](model, guide, data, **options)
