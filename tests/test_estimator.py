@@ -78,7 +78,7 @@ def test_predict_command_writes_the_estimators_labels(fitted, tmp_path, capsys):
 
 def test_new_data_of_another_width_is_refused(fitted):
     clusterer, _, _ = fitted
-    with pytest.raises(DataError, match="3 features but the model expects 2"):
+    with pytest.raises(ValueError, match="X has 3 features, but GMVAEClusterer is expecting 2 features"):
         clusterer.predict(np.zeros((4, 3), dtype=np.float32))
 
 
