@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .errors import CheckpointError, ConfigError, DataError
 from .sites import LATENT
@@ -369,7 +369,12 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             X = X.x
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        array = check_array(X, dtype=[np.float64, np.float32])
+        if array.shape[1] != self.n_features_in_:  # a DataError: the CLI's predict turns it into one line
+            raise DataError(f"X has {array.shape[1]} features, but {type(self).__name__} is expecting "
+                            f"{self.n_features_in_} features as input; pass rows like the training data")
+        validate_data(self, X, reset=False, skip_check_array=True)  # the column names of a DataFrame
+        X = array
         param = next(iter(self.model_.parameters()))
         x = _as_tensor(X, "X", param.dtype)
         if self.model_config_.likelihood == "bernoulli" and bool(((x < 0) | (x > 1)).any()):
@@ -396,7 +401,7 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         if rows.any():
             first = int(np.flatnonzero(rows)[0])
             biggest = float(x[torch.as_tensor(rows, device=x.device)].abs().max())
-            raise DataError(f"{int(rows.sum())} row(s) of X give a non-finite {what} (first: row {first}, values up "
+            raise DataError(f"{int(rows.sum())} row(s) of X make the {what} non-finite (first: row {first}, values up "
                             f"to {biggest:g}); the model was trained on values in {self._trained_on()}: scale X as "
                             "the training data were")
         return values

@@ -93,7 +93,7 @@ def test_pipeline_with_a_scaler_is_the_estimator_on_scaled_data():
 def test_grid_search_scores_the_held_out_elbo():
     x = load_dataset("synthetic", num_datapoints=120).x.numpy()
     folds = KFold(2, shuffle=True, random_state=0)
-    search = GridSearchCV(GMVAEClusterer(**TINY), {"num_clusters": np.arange(2, 4)}, cv=folds)  # numpy integers too.fit(x)
+    search = GridSearchCV(GMVAEClusterer(**TINY), {"num_clusters": np.arange(2, 4)}, cv=folds).fit(x)  # numpy ints
     train, test = next(folds.split(x))
     for i, k in enumerate(search.cv_results_["param_num_clusters"]):
         held_out = GMVAEClusterer(**{**TINY, "num_clusters": k}).fit(x[train]).score(x[test])
