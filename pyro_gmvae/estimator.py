@@ -20,7 +20,6 @@ every ``pyro-gmvae`` command reads.
 ((60, 3), (60, 2), (60,))
 """
 
-import numbers
 import os
 import tempfile
 from pathlib import Path
@@ -104,7 +103,7 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         import dataclasses
 
         from .config import ModelConfig, TrainConfig
-        from .data import DATASETS, Dataset
+        from .data import DATASETS
         from .runs import holds_run, train_run
 
         data = self._training_data(X, y)
