@@ -138,6 +138,8 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         if self.model_.cluster_sites:
             param = next(iter(self.model_.parameters()))
             self.labels_ = self._proba(data.x.to(device=param.device, dtype=param.dtype)).argmax(-1)
+        elif hasattr(self, "labels_"):  # a model without clusters (a refit with model="vae") has no labels
+            del self.labels_
         return self
 
     def _training_data(self, X, y):
