@@ -1,6 +1,7 @@
 """The file formats of a run folder, in one place: ``config.json`` (the configs, the data, the plugins),
 ``metrics.jsonl`` (one strict JSON row per epoch), ``checkpoint.pt`` and ``pretrained.pt``."""
 
+import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -11,6 +12,7 @@ import torch
 from ..config import ModelConfig, TrainConfig
 from ..errors import CheckpointError, ConfigError
 from ..plugins import import_plugins, run_plugins
+from .lock import LOCK, live_owner
 from .storage import atomic_write_bytes, finite_or_none
 
 CONFIG, METRICS, CHECKPOINT, PRETRAINED = "config.json", "metrics.jsonl", "checkpoint.pt", "pretrained.pt"
@@ -36,6 +38,11 @@ def load_checkpoint(path, map_location="cpu"):
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.exists():
+        owner = live_owner(path.parent) if path.name == CHECKPOINT else None
+        if owner is not None:
+            raise CheckpointError(f"the run in {path.parent} is still training (process {owner} holds its "
+                                  f"{LOCK}) and has no checkpoint yet; wait for its first epoch to end, then run "
+                                  "the command again")
         if path.name == CHECKPOINT and (path.parent / CONFIG).exists():
             raise CheckpointError(f"the run in {path.parent} was stopped before its first checkpoint; continue it "
                                   f"with pyro-gmvae train --resume {path.parent}")
@@ -59,6 +66,18 @@ def load_checkpoint(path, map_location="cpu"):
         raise CheckpointError(f"{path} is not a pyro-gmvae checkpoint; pass the run folder that "
                               "pyro-gmvae train wrote")
     return state
+
+
+def checkpoint_source(run_dir):
+    """``{"epoch", "checkpoint_sha256"}``: what a derived file (eval.json) was computed from, so that it can be
+    told apart from the run's current checkpoint. The epoch is the last row of ``metrics.jsonl``."""
+    digest = hashlib.sha256()
+    with open(Path(run_dir) / CHECKPOINT, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    rows = read_metrics(run_dir)
+    return {"epoch": rows[-1].get("epoch") if rows and isinstance(rows[-1], dict) else 0,
+            "checkpoint_sha256": digest.hexdigest()}
 
 
 def read_config(run_dir):
@@ -105,7 +124,7 @@ def read_metrics(run_dir, max_epoch=None):
     path = Path(run_dir) / METRICS
     rows = []
     if path.exists():
-        for line in path.read_text().splitlines():
+        for line in path.read_text(errors="replace").splitlines():
             try:
                 row = json.loads(line)
             except ValueError:
