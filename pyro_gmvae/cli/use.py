@@ -133,7 +133,7 @@ def _make_parents(folder):
     """Create ``folder`` and its missing parents; returns the ones created, deepest first."""
     created = []
     part = folder
-    while not (part.exists() or part.is_symlink()) and part != part.parent:
+    while not os.path.lexists(part) and part != part.parent:
         created.append(part)
         part = part.parent
     try:
@@ -145,7 +145,9 @@ def _make_parents(folder):
 
 
 def _remove_folders(folders):
-    for folder in folders:
+    for folder in folders:  # deepest first; one never made (a name too long) is skipped
+        if not os.path.lexists(folder):
+            continue
         try:
             folder.rmdir()
         except OSError:

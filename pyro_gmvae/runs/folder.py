@@ -138,7 +138,7 @@ class RunFolder:
 
     def __enter__(self):
         part = self.target
-        while not (part.exists() or part.is_symlink()) and part != part.parent:
+        while not os.path.lexists(part) and part != part.parent:
             self._created.append(part)
             part = part.parent
         try:
@@ -273,9 +273,9 @@ class RunFolder:
 
     def _remove_created(self):
         for folder in self._created:  # deepest first; stop at the first that is not empty
+            if not os.path.lexists(folder):  # never made (a name too long for the file system): its parents were
+                continue
             try:
                 folder.rmdir()
-            except FileNotFoundError:  # never made (a name too long for the file system): its parents were
-                continue
             except OSError:
                 break
