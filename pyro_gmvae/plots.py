@@ -10,6 +10,7 @@ Clusters and labels get a categorical palette (:func:`palette`), legends sit bes
 on the points, counts (epochs, clusters) get integer ticks, and sample images are separated by a gap.
 """
 
+import io
 import math
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .data.datasets import IMAGE_SHAPES
 from .errors import CheckpointError, ConfigError, check_positive
 from .evaluation.generation import sample_per_cluster
 from .evaluation.responsibilities import predict
-from .runs import check_writable, load_checkpoint, load_run, load_run_data, memory_bytes, read_metrics, storage_error
+from .runs import atomic_write_bytes, check_writable, load_checkpoint, load_run, load_run_data, memory_bytes, read_metrics, storage_error
 from .sites import LATENT
 
 _IMAGE_SHAPES = IMAGE_SHAPES  # flat sizes we know how to show as images
@@ -80,14 +81,19 @@ def _legend_beside(ax, **kwargs):
 
 
 def _save(fig, path):
+    """Draw ``fig`` and write it atomically: a symbolic link at ``path`` is replaced, not followed (it could
+    point at a run's checkpoint), and a killed process leaves the old picture or the new one."""
     path = Path(path)
+    buffer = io.BytesIO()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-    except OSError as e:
-        raise storage_error(e, path) from None
+        fig.savefig(buffer, dpi=_DPI, bbox_inches="tight", format=path.suffix.lstrip(".").lower() or "png")
     finally:
         _pyplot().close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error(e, path) from None
+    atomic_write_bytes(path, lambda f: f.write(buffer.getvalue()))
     return path
 
 
@@ -103,6 +109,8 @@ def check_picture_path(path, what="--out"):
                           f"name the file with one of: .{', .'.join(formats)} (e.g. {path.stem or 'samples'}.png)")
     if path.is_dir():
         raise ConfigError(f"{what} {path} is a folder; pass a file name such as {path / 'samples.png'}")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{what} {path} is not a regular file (a FIFO, a device...); pass the name of a picture file")
     for part in path.parents:
         if part.exists() and not part.is_dir():
             raise ConfigError(f"{what} {path}: {part} is a file, not a folder; pass a path whose folders are folders")

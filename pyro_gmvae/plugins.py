@@ -60,6 +60,10 @@ def import_plugins(modules):
             raise ConfigError(f"plugin {name!r} is not an absolute module name (relative names and file paths "
                               "are refused); pass a name such as 'my_priors' or 'pkg.priors' and put the folder "
                               "that holds it on PYTHONPATH")
+        if name.split(".")[0] == "pyro_gmvae":  # never needed (the package registers its own), and its
+            # __main__ would start the command line again
+            raise ConfigError(f"plugin {name!r} is a module of pyro-gmvae itself; pass the module of your own "
+                              "that registers components")
         if name not in sys.modules:
             _import(name)
         if name not in _imported:
