@@ -22,7 +22,8 @@ from .data.datasets import IMAGE_SHAPES
 from .errors import CheckpointError, ConfigError, check_positive
 from .evaluation.generation import sample_per_cluster
 from .evaluation.responsibilities import predict
-from .runs import atomic_write_bytes, check_writable, load_checkpoint, load_run, load_run_data, memory_bytes, read_metrics, storage_error
+from .runs import (atomic_write_bytes, check_writable, load_checkpoint, load_run, load_run_data, memory_bytes,
+                   read_metrics, storage_error)
 from .sites import LATENT
 
 _IMAGE_SHAPES = IMAGE_SHAPES  # flat sizes we know how to show as images

@@ -98,7 +98,7 @@ def _origin(name):
     """Where the module ``name`` was found, for messages."""
     try:
         spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
+    except Exception:  # noqa: BLE001 - finding a submodule imports its package, which may raise anything
         spec = None
     return getattr(spec, "origin", None) or "origin unknown"
 

@@ -172,6 +172,9 @@ def _check_scale(x, run, likelihood):
     if lo < trained[0] - SCALE_TOLERANCE * width or hi > trained[1] + SCALE_TOLERANCE * width:
         raise DataError(_scale_message(x, run, f"lie more than {SCALE_TOLERANCE:g} times the width of the training "
                                                "range outside it"))
+    if lo < trained[0] - width or hi > trained[1] + width:  # usable, but perhaps not scaled as the training data
+        note = _scale_message(x, run, "reach past the training range by more than its width")
+        print(f"pyro-gmvae predict: warning: {note}", file=sys.stderr)
 
 
 def _scale_message(x, run, problem):

@@ -92,7 +92,8 @@ def validate_data(x, *, likelihood=None) -> None:
         if t.dtype == torch.float64 and torch.get_default_dtype() == torch.float32:  # the model's dtype
             big = int((t.abs() > torch.finfo(torch.float32).max).sum())
             if big:
-                raise DataError(f"x has {big} values out of float32 range (|x| > {torch.finfo(torch.float32).max:.3g}), "
+                top = torch.finfo(torch.float32).max
+                raise DataError(f"x has {big} values out of float32 range (|x| > {top:.3g}), "
                                 "which the float32 model turns into infinities; rescale the data")
     if likelihood == "bernoulli":
         lo, hi = float(t.min()), float(t.max())

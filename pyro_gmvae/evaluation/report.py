@@ -9,8 +9,8 @@ import torch
 
 from ..data.datasets import check_num_features
 from ..errors import ConfigError
-from ..runs import (check_writable, checkpoint_source, data_fingerprint, describe_fingerprint, finite_or_none, load_run, load_run_data,
-                    memory_bytes, same_data, saved_fingerprint, write_json)
+from ..runs import (check_writable, checkpoint_source, data_fingerprint, describe_fingerprint, finite_or_none,
+                    load_run, load_run_data, memory_bytes, same_data, saved_fingerprint, write_json)
 from .marginal import estimate_marginal_likelihood
 from .metrics import active_clusters, cluster_information, clustering_scores, most_confident_accuracy, used_clusters
 from .responsibilities import cluster_marginals
@@ -33,7 +33,8 @@ def evaluate_run(run_dir, num_samples=100, split=None, device="cpu", batch_size=
     and ``khat_share_above_0_7`` (PSIS; None when ``num_samples`` is too small to fit a tail),
     ``log_likelihood_reliable`` (False when any k-hat exceeds 0.7, None when unchecked; see
     :func:`~pyro_gmvae.evaluation.marginal.reliability_note`), ``num_samples``, ``num_datapoints``,
-    ``split``, ``epoch`` and ``checkpoint_sha256`` (the checkpoint it was computed from); for a model with clusters ``cluster_shares``,
+    ``split``, ``epoch`` and ``checkpoint_sha256`` (the checkpoint it was computed from); for a model with
+    clusters ``cluster_shares``,
     ``num_active_clusters``, ``num_used_clusters`` and ``cluster_information`` (the same with a
     ``super_cluster_`` prefix for the coarse level of a hierarchy), and with labels ``acc``,
     ``acc_many_to_one``, ``nmi``, ``ari``.

@@ -196,7 +196,8 @@ def test_evaluate_no_save_writes_nothing_and_eval_json_records_its_checkpoint(tm
     assert cli.main(["evaluate", str(run), "--num-samples", "4"]) == 0
     saved = json.loads((run / "eval.json").read_text())
     assert saved["epoch"] == printed["epoch"] == 1
-    assert saved["checkpoint_sha256"] == runs.checkpoint_source(run)["checkpoint_sha256"] == printed["checkpoint_sha256"]
+    digest = runs.checkpoint_source(run)["checkpoint_sha256"]
+    assert saved["checkpoint_sha256"] == printed["checkpoint_sha256"] == digest
 
 
 def test_a_sample_grid_too_big_to_draw_names_the_largest(monkeypatch):
@@ -208,3 +209,24 @@ def test_a_sample_grid_too_big_to_draw_names_the_largest(monkeypatch):
     plots._check_sample_size(10, 1092, 64, 5, (1, 8, 8), "cpu")  # the largest named is accepted
     with pytest.raises(ConfigError, match="pass --per-cluster 43 or less"):  # heat map: 0.15 in a sample, 100 clusters
         plots._check_sample_size(100, 44, 30, 5, None, "cpu")
+
+
+def test_data_past_the_training_range_get_a_warning(tmp_path, good_run, capsys):
+    lo, hi = runs.trained_range(good_run)
+    np.save(tmp_path / "far.npy", np.full((3, 2), hi + 3 * (hi - lo), np.float32))
+    argv = ["predict", str(good_run), "--data", str(tmp_path / "far.npy"), "--out", str(tmp_path / "l.csv")]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "reach past the training range" in err and f"[{lo:.4g}, {hi:.4g}]" in err
+
+
+def test_a_picture_replaces_a_symlink_instead_of_writing_through_it(tmp_path, good_run):
+    run = copy_run(good_run, tmp_path)
+    checkpoint = (run / "checkpoint.pt").read_bytes()
+    os.symlink(run / "checkpoint.pt", tmp_path / "s.png")
+    os.symlink(run / "checkpoint.pt", run / "curves.png")
+    assert cli.main(["sample", str(run), "--out", str(tmp_path / "s.png")]) == 0
+    assert cli.main(["plot", str(run)]) == 0
+    assert (run / "checkpoint.pt").read_bytes() == checkpoint
+    assert not (tmp_path / "s.png").is_symlink() and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (run / "curves.png").is_symlink()

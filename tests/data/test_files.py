@@ -31,8 +31,10 @@ def test_train_reads_a_big_endian_file(tmp_path):
 
 @pytest.mark.parametrize("save, match", [
     (lambda p: np.save(p / "f.npy", np.float32(3.0)), r"got shape \(\)"),
-    (lambda p: (p / "f.npy").write_text("1.0,2.0\n3.0,4.0\n"), r"is not a \.npy or \.npz file \(it holds text \(a CSV\?\)\)"),
-    (lambda p: (p / "f.npy").write_bytes(b"\x00\x01\x02\xff\xfe\x80"), r"not a \.npy or \.npz file \(it holds another format\)"),
+    (lambda p: (p / "f.npy").write_text("1.0,2.0\n3.0,4.0\n"),
+     r"is not a \.npy or \.npz file \(it holds text \(a CSV\?\)\)"),
+    (lambda p: (p / "f.npy").write_bytes(b"\x00\x01\x02\xff\xfe\x80"),
+     r"not a \.npy or \.npz file \(it holds another format\)"),
     (lambda p: np.save(p / "f.npy", np.full((30, 20), 1e300)), "600 values out of float32 range"),
     (lambda p: np.save(p / "f.npy", np.concatenate([np.full((3, 2), 1e300), np.full((3, 2), np.nan)])),
      "contains 6 NaN/Inf values"),
