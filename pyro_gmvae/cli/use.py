@@ -16,7 +16,7 @@ from ..evaluation.marginal import reliability_note
 from ..evaluation.report import evaluate_run
 from ..plots import plot_run, sample_grid
 from ..runs import (CHECKPOINT, CONFIG, LOCK, METRICS, PRETRAINED, STAGING, atomic_write_bytes, check_writable,
-                    remove_stale_temporary_files, storage_error, trained_range)
+                    holds_run, remove_stale_temporary_files, storage_error, trained_range)
 from ..runs.folder import DERIVED
 
 
@@ -113,6 +113,8 @@ def _check_out(out, run, data_path, *, overwrite):
             run_resolved / STAGING in resolved.parents:
         raise ConfigError(f"--out {out} would be one of the run's own files; write the labels to another file, "
                           f"such as {run / 'labels.csv'}")
+    if resolved.name in RUN_FILES and holds_run(resolved.parent):
+        raise ConfigError(f"--out {out} is a file of the run in {out.parent}; write the labels to another file")
     folder = next(p for p in (out.parent, *out.parent.parents) if p.exists())
     check_writable(folder, "--out")
 

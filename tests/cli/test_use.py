@@ -71,6 +71,9 @@ CASES = {
                               ["one of the run's own files"]),
     "out-dangling-symlink": (predict(out=lambda run: _link(run, run.parent / "nowhere", "d.csv")),
                              ["a symbolic link to nothing"]),
+    "out-another-runs-checkpoint": (predict("--overwrite", edit=lambda run: __import__("shutil").copytree(
+        run, run.parent / "other"), out=lambda run: run.parent / "other" / "checkpoint.pt"),
+                                    ["is a file of the run in"]),
     "out-is-the-data": (predict("--overwrite", out=lambda run: run.parent / "new.npy"), ["is the --data file itself"]),
     "out-exists": (predict(out=lambda run: _file(run, "old.csv")), ["old.csv exists", "--overwrite"]),
     "out-default-exists": (predict(out=None, edit=lambda run: (run / "labels.csv").write_text("old")),
