@@ -281,3 +281,30 @@ def test_a_network_registered_by_a_plain_import_is_recorded(tmp_path, monkeypatc
         registry.NETWORKS.restore(networks)
         sys.modules.pop("test_plain_network", None)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["plugins"] == ["test_plain_network"]
+
+
+@pytest.mark.parametrize("kind", ["prior", "guide", "init", "cluster_inference"])
+def test_every_register_function_works_as_a_decorator(kind):
+    from pyro_gmvae import registry
+    from pyro_gmvae.inference.cluster_inference import Exact, register_cluster_inference
+    from pyro_gmvae.inference.pretrain import register_init
+    from pyro_gmvae.models import StandardNormalPrior, register_prior
+
+    register, table, base = {
+        "prior": (register_prior, registry.PRIORS, StandardNormalPrior),
+        "guide": (register_guide, registry.GUIDES, DiagonalNormalHead),
+        "init": (register_init, registry.INIT_STRATEGIES, None),
+        "cluster_inference": (register_cluster_inference, registry.CLUSTER_INFERENCE, Exact),
+    }[kind]
+    name = f"test-decorated-{kind}"
+    if base is None:
+        def component(codes, num_clusters, seed):
+            raise AssertionError("never called")
+    else:
+        component = type("Component", (base,), {})
+    try:
+        assert register(name)(component) is component
+        assert table[name] is component
+    finally:
+        table.unregister(name)
+    assert name not in table

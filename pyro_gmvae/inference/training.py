@@ -395,6 +395,7 @@ class Trainer:
             low = [text.format(f"only {n}") for n, text in counts.values() if n < k / 2]
             fine = [text.format(n) for n, text in counts.values() if n >= k / 2]
             warnings.warn(f"epoch {row['epoch']}: {' and '.join(low)}" + (f", while {fine[0]}" if fine else "")
-                          + "; the mixture is collapsing. Consider --free-bits, longer pretraining, or a lower --lr",
+                          + "; the mixture is collapsing: try free bits (free_bits= / --free-bits), longer "
+                          "pretraining (pretrain_epochs= / --pretrain-epochs) or a lower learning rate (lr= / --lr)",
                           RuntimeWarning, stacklevel=2)
 
