@@ -94,7 +94,7 @@ CASES = {
     "data-other-scale": (predict(data=lambda run: _data(run, "s.npy", np.full((4, 2), -1e6, np.float32))),
                          ["trained on values in [", "rescale the data"]),
     "data-wide": (predict(data=lambda run: _data(run, "w.npy", np.zeros((3, 5), np.float32))),
-                  ["5 features but the model expects 2"]),
+                  ["has 5 features", "expecting 2"]),
     # sample: sizes checked before any work
     "sample-per-cluster-huge": (on_run(lambda run: ["sample", str(run), "--per-cluster", "100000000"]),
                                 ["--per-cluster 100000000 needs about", "GiB", "lower --per-cluster"]),
