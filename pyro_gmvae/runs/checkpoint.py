@@ -24,6 +24,14 @@ FORMAT = "pyro-gmvae-checkpoint-1"
 SAFE_GLOBALS = (np._core.multiarray._reconstruct, np.ndarray, np.dtype, np.dtypes.UInt32DType)
 
 
+def _check_regular(path):
+    """Refuse a run file that exists but is no regular file: reading a FIFO would wait forever, a device
+    would read garbage (a run folder from someone else may hold anything)."""
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f"{path} is not a regular file (a FIFO, a device or a folder), so it is not a run's "
+                              "file; remove it, or pass a folder written by pyro-gmvae train")
+
+
 def save_checkpoint(run_dir, state):
     atomic_write_bytes(Path(run_dir) / CHECKPOINT, lambda f: torch.save({"format": FORMAT, **state}, f))
 
@@ -37,6 +45,7 @@ def load_checkpoint(path, map_location="cpu"):
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
+    _check_regular(path)
     if not path.exists():
         owner = live_owner(path.parent) if path.name == CHECKPOINT else None
         if owner is not None:
@@ -82,6 +91,7 @@ def checkpoint_source(run_dir):
 
 def read_config(run_dir):
     path = Path(run_dir) / CONFIG
+    _check_regular(path)
     if not path.exists():
         raise CheckpointError(f"{run_dir} has no {CONFIG}; pass a folder written by pyro-gmvae train")
     try:
@@ -122,6 +132,7 @@ def config_record(model_config, train_config, data_spec):
 def read_metrics(run_dir, max_epoch=None):
     """The intact rows of ``metrics.jsonl`` (a torn last line is skipped), up to ``max_epoch``."""
     path = Path(run_dir) / METRICS
+    _check_regular(path)
     rows = []
     if path.exists():
         for line in path.read_text(errors="replace").splitlines():

@@ -78,3 +78,14 @@ def test_eval_json_names_its_epoch(tmp_path, good_run):
     run = copy_run(good_run, tmp_path)
     assert cli.main(["evaluate", str(run), "--num-samples", "4"]) == 0
     assert json.loads((run / "eval.json").read_text())["epoch"] == 1
+
+
+@pytest.mark.parametrize("name", ["config.json", "metrics.jsonl", "checkpoint.pt"])
+@pytest.mark.parametrize("command", [["plot", "RUN"], ["evaluate", "RUN", "--num-samples", "4", "--no-save"]])
+def test_a_fifo_in_place_of_a_run_file_is_refused_not_waited_on(name, command, tmp_path, good_run, capsys):
+    run = copy_run(good_run, tmp_path)
+    (run / name).unlink()
+    os.mkfifo(run / name)
+    assert cli.main([str(run) if a == "RUN" else a for a in command]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{name} is not a regular file" in err, err
