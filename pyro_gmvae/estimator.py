@@ -43,7 +43,7 @@ from .models import build
 from .plugins import import_plugins
 from .runs import (CONFIG, FORMAT, PRETRAINED, atomic_write_bytes, check_writable, config_record, holds_run,
                    load_checkpoint, load_run, read_config, read_metrics, rewrite_metrics, save_checkpoint, train_run,
-                   write_json)
+                   trained_range, write_json)
 from .sites import DATA_PLATE
 
 #: The most values ``sample`` decodes at once (n x data_dim), about 1 GiB of float32.
@@ -269,7 +269,7 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         self.model_config_, self.train_config_ = model_config, train_config
         self.history_ = read_metrics(run_dir)
         self.n_features_in_ = model_config.data_dim
-        self._train_range = None
+        self._train_range = trained_range(run_dir)  # recorded in config.json's data fingerprint (None: older runs)
         return self
 
     # -- using the fitted model ---------------------------------------------------------------------
@@ -380,7 +380,9 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
 
     def _trained_on(self):
         rng = getattr(self, "_train_range", None)
-        return "[0, 1]" if rng is None else f"[{rng[0]:g}, {rng[1]:g}]"
+        if rng is None:
+            return "[0, 1]" if self.model_config_.likelihood == "bernoulli" else "a range the run does not record"
+        return f"[{rng[0]:g}, {rng[1]:g}]"
 
     @staticmethod
     def _quietly(function, *args, **kwargs):

@@ -10,6 +10,7 @@ Clusters and labels get a categorical palette (:func:`palette`), legends sit bes
 on the points, counts (epochs, clusters) get integer ticks, and sample images are separated by a gap.
 """
 
+import io
 import math
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from .errors import CheckpointError, ConfigError, GMVAEError, check_positive
 from .evaluation.generation import sample_per_cluster
 from .evaluation.responsibilities import predict
 from .inference.amortized import encode_mean
-from .runs import check_writable, load_checkpoint, load_run, load_run_data, read_metrics, storage_error
+from .runs import (atomic_write_bytes, check_writable, load_checkpoint, load_run, load_run_data, memory_bytes,
+                   read_metrics, storage_error)
 
 _IMAGE_SHAPES = IMAGE_SHAPES  # flat sizes we know how to show as images
 _MAX_POINTS = 5000
@@ -79,14 +81,19 @@ def _legend_beside(ax, **kwargs):
 
 
 def _save(fig, path):
+    """Draw ``fig`` and write it atomically: a symbolic link at ``path`` is replaced, not followed (it could
+    point at a run's checkpoint), and a killed process leaves the old picture or the new one."""
     path = Path(path)
+    buffer = io.BytesIO()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-    except OSError as e:
-        raise storage_error(e, path) from None
+        fig.savefig(buffer, dpi=_DPI, bbox_inches="tight", format=path.suffix.lstrip(".").lower() or "png")
     finally:
         _pyplot().close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error(e, path) from None
+    atomic_write_bytes(path, lambda f: f.write(buffer.getvalue()))
     return path
 
 
@@ -102,6 +109,8 @@ def check_picture_path(path, what="--out"):
                           f"name the file with one of: .{', .'.join(formats)} (e.g. {path.stem or 'samples'}.png)")
     if path.is_dir():
         raise ConfigError(f"{what} {path} is a folder; pass a file name such as {path / 'samples.png'}")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{what} {path} is not a regular file (a FIFO, a device...); pass the name of a picture file")
     for part in path.parents:
         if part.exists() and not part.is_dir():
             raise ConfigError(f"{what} {path}: {part} is a file, not a folder; pass a path whose folders are folders")
@@ -135,12 +144,14 @@ def sample_grid(run_dir, per_cluster=10, out=None, device="cpu", *, seed=0):
     if not model.cluster_sites:
         raise CheckpointError(f"the run in {run_dir} has no clusters (model {model_config.model!r}); "
                               "samples per cluster need a mixture prior")
+    k, d = model.num_clusters, model_config.data_dim
+    shape = image_shape(d)
+    _check_sample_size(k, per_cluster, d, model_config.latent_dim, shape, device)
     matched = _matched_labels(run_dir, model, guide, device)
     pyro.set_rng_seed(seed)
     samples = sample_per_cluster(model, per_cluster).cpu().double().numpy()  # (K, n, D)
-    k, n, d = samples.shape
+    n = samples.shape[1]
     plt = _pyplot()
-    shape = image_shape(d)
     # each row names the label its cluster stands for (Hungarian matching on the run's data), when there are labels
     names = [str(j) if matched is None else f"{j} \u2192 {'none' if matched[j] is None else matched[j]}"
              for j in range(k)]
@@ -153,18 +164,48 @@ def sample_grid(run_dir, per_cluster=10, out=None, device="cpu", *, seed=0):
         ax.set_title(f"decoded prior samples, {n} per cluster")
     elif shape is not None:
         grid = _image_grid(np.clip(samples, 0, 1), shape)
-        fig, ax = plt.subplots(figsize=(max(2, 0.6 * n), max(2, 0.6 * k)))
+        fig, ax = plt.subplots(figsize=_grid_size(k, n, d, shape))
         ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=1)
         ax.set_yticks([j * (shape[1] + 1) + (shape[1] - 1) / 2 for j in range(k)], names)
         ax.set_xticks([])
         ax.set_ylabel(ylabel)
     else:
-        fig, ax = plt.subplots(figsize=(8, max(2, 0.15 * k * n)))
+        fig, ax = plt.subplots(figsize=_grid_size(k, n, d, shape))
         ax.imshow(samples.reshape(k * n, d), aspect="auto", interpolation="nearest")
         ax.set_yticks([(j + 0.5) * n for j in range(k)], names)
         ax.set_ylabel(ylabel)
         ax.set_xlabel("feature")
     return _save(fig, Path(run_dir) / "samples.png" if out is None else out)
+
+
+#: The most pixels a side of a figure may have (matplotlib's renderer refuses more than 2**16).
+_MAX_SIDE_PIXELS = 2 ** 16 - 1
+_DPI = 100
+
+
+def _grid_size(k, n, d, shape):
+    """The figure size (inches) of samples.png for ``k`` clusters of ``n`` samples of ``d`` values."""
+    if d == 2:
+        return 5, 5
+    if shape is not None:
+        return max(2, 0.6 * n), max(2, 0.6 * k)
+    return 8, max(2, 0.15 * k * n)
+
+
+def _check_sample_size(k, n, d, latent_dim, shape, device):
+    """Refuse a --per-cluster whose picture matplotlib cannot draw or whose samples do not fit in memory,
+    before anything is drawn (the largest that works is named)."""
+    width, height = _grid_size(k, n, d, shape)
+    if max(width, height) * _DPI > _MAX_SIDE_PIXELS:
+        inches_per_sample = 0.6 if shape is not None else 0.15 * k  # the side that grows with n
+        most = max(1, int(_MAX_SIDE_PIXELS / _DPI / inches_per_sample))
+        raise ConfigError(f"--per-cluster {n} makes a picture of {int(width * _DPI)}x{int(height * _DPI)} pixels, "
+                          f"more than matplotlib draws ({_MAX_SIDE_PIXELS} a side); pass --per-cluster {most} or less")
+    need = k * n * (d * 12 + latent_dim * 4 * 64)  # decoded float32 + float64 copy; latents resampled 64x at most
+    have = memory_bytes(device)
+    if have is not None and need > have // 2:
+        raise ConfigError(f"--per-cluster {n} needs about {need / 2 ** 30:.1f} GiB for {k} clusters but {device} has "
+                          f"{have / 2 ** 30:.1f} GiB; lower --per-cluster")
 
 
 def _matched_labels(run_dir, model, guide, device):
@@ -354,8 +395,25 @@ def plot_run(run_dir, device="cpu"):
         if isinstance(epoch, bool) or not isinstance(epoch, int):
             raise CheckpointError(f"row {number} of {run_dir / 'metrics.jsonl'} has no epoch number ({row!r:.80}); "
                                   "fix or delete that line (pyro-gmvae train --resume rewrites the file)")
+    _check_metrics_file(run_dir, rows)
+    data = load_run_data(run_dir, device=device)  # before any figure is written: a run without data fails here
     if rows:
         start = load_checkpoint(run_dir).get("pretrain_report")
         paths.append(_curves(rows, run_dir / "curves.png", start))
-    paths.append(_latent_view(model, guide, load_run_data(run_dir, device=device), run_dir / "latent.png"))
+    paths.append(_latent_view(model, guide, data, run_dir / "latent.png"))
     return paths
+
+
+def _check_metrics_file(run_dir, rows):
+    """Refuse a metrics.jsonl with lines that are not rows, beyond one torn last line (a run killed while
+    writing): the curves would be drawn from part of the file, or not at all, without a word."""
+    path = run_dir / "metrics.jsonl"
+    try:
+        lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path} ({e.strerror}); make it readable") from None
+    if len(rows) < len(lines) - 1 or (lines and not rows):
+        raise CheckpointError(f"line {len(rows) + 1} of {path} is not a JSON row of metrics, so the curves cannot be "
+                              "drawn; fix or delete that line (pyro-gmvae train --resume rewrites the file)")

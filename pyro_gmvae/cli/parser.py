@@ -171,6 +171,8 @@ def build_parser():
     e.add_argument("--batch-size", type=int, default=_keyword(evaluate_run, "batch_size"),
                    help="datapoints per batch (default %(default)s)")
     _add_data_flags(e, with_dataset=False)
+    e.add_argument("--no-save", action="store_true", help="print the JSON only, do not write RUN_DIR/eval.json "
+                                                          "(a run folder one cannot or should not write)")
 
     s = sub.add_parser("sample", help="decode prior samples, one row per cluster, into a PNG", parents=[common])
     s.add_argument("run_dir")
@@ -192,5 +194,7 @@ def build_parser():
     pr.add_argument("--out", help="CSV file (default RUN_DIR/labels.csv): columns cluster and, with --proba, "
                                   "p0..pK-1")
     pr.add_argument("--proba", action="store_true", help="also write p(cluster = k | x) for every k")
+    pr.add_argument("--overwrite", action="store_true", help="replace --out if it exists (a file of one's own, "
+                                                             "never the run's files or --data)")
     pr.add_argument("--device", default="cpu", help="default %(default)s")
     return parser
