@@ -58,6 +58,8 @@ def cmd_train(args):
             started = float(os.environ.get(STARTED_ENV, started))
         except ValueError:
             pass
+    if args.force_devices and (args.devices or 1) == 1:
+        raise ConfigError("--force-devices goes with --devices N above the number of cores or GPUs; drop it")
     if args.devices is not None:
         code = _launch(args, out, started)
         if code is not None:
@@ -145,8 +147,6 @@ def _launch(args, out, started):
             raise ConfigError(f"--devices {args.devices} but torchrun started {os.environ['WORLD_SIZE']} processes; "
                               "leave --devices out under torchrun (its --nproc-per-node and --nnodes decide)")
         return None
-    if args.force_devices and args.devices == 1:
-        raise ConfigError("--force-devices goes with --devices N above the number of cores or GPUs; drop it")
     if args.devices == 1:
         return None
     _check_devices(args, out)
