@@ -73,7 +73,7 @@ def cmd_train(args):
     except KeyboardInterrupt:
         with sigint_ignored():  # a second Ctrl-C must not cut the report short with a traceback
             if world is None or (world.is_main and not launched_by_us()):  # else the launcher reports
-                _report_stop(out, _resume_command(out, world))
+                _report_stop(out, _resume_command(out, world, devices=None if world else args.devices))
             if world is not None and world.distributed:
                 end_process(130)
         return 130
@@ -179,6 +179,7 @@ def _launch(args, out, started):
 def _check_devices(args, out):
     """Refuse more processes than this machine has GPUs (--device cuda) or CPU cores, unless forced."""
     device = _train_device(args, out)
+    check_device(device)  # no GPU at all: say so, rather than "0 GPUs"
     if torch.device(device).type == "cuda":
         available, what = torch.cuda.device_count(), "GPUs"
     else:
