@@ -31,6 +31,8 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     to be started (``--devices N``), only check what each of them would, and return None.
     """
     out = Path(out)
+    if plan is not None:  # the processes say their notes themselves
+        log = _silent
     if not isinstance(model_config, ModelConfig) or not isinstance(train_config, TrainConfig):
         raise ConfigError("train_run takes a ModelConfig and a TrainConfig; build them with "
                           "ModelConfig(...) and TrainConfig(...)")
@@ -81,6 +83,10 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
         return _write_run(folder, model_config, train_config, dataset, trainer=trainer, model=model, guide=guide,
                           state=state, restart=restart, overwrite=overwrite, pre_state=pre_state,
                           pretrained=pretrained, data_spec=data_spec, log=log)
+
+
+def _silent(message):
+    pass
 
 
 def _write_run(folder, model_config, train_config, dataset, *, trainer, model, guide, state, restart, overwrite,
