@@ -207,3 +207,24 @@ def test_devices_stopped_says_how_to_resume_once(tmp_path, stop):
     result = _train("--devices", "2", "--resume", str(out), "--epochs", str(epoch + 1), "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     assert [row["epoch"] for row in runs.read_metrics(out)] == list(range(1, epoch + 2))
+
+
+def test_a_lost_process_is_told_from_other_errors():
+    import torch.distributed as dist
+
+    assert distributed.peer_lost(RuntimeError("[../gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:37568: "
+                                              "Connection reset by peer. This is typically caused by a remote worker"))
+    assert distributed.peer_lost(dist.DistNetworkError("the store is gone"))
+    assert not distributed.peer_lost(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not distributed.peer_lost(ValueError("gloo"))
+
+
+def test_the_resume_hint_names_the_processes(tmp_path):
+    from pyro_gmvae.cli.train import _resume_command
+
+    out = tmp_path / "my run"
+    assert _resume_command(out, distributed.World()) == f"pyro-gmvae train --resume '{out}'"
+    assert _resume_command(out, devices=2) == f"pyro-gmvae train --devices 2 --resume '{out}'"
+    # started by torchrun itself (not by --devices): torchrun again
+    assert _resume_command(out, distributed.World(0, 3)) == f"torchrun --nproc-per-node 3 -m pyro_gmvae train " \
+                                                            f"--resume '{out}'"

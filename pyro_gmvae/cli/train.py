@@ -121,17 +121,19 @@ def _check_flags_apply(args, data_kw, model_config=None):
 
 def _report_stop(out, resume, what="interrupted"):
     """One line on stderr: why the run stopped, what is saved, and the command that continues it."""
+    if what == "interrupted":  # after the terminal's ^C
+        what = "\ninterrupted"
     if (out / CHECKPOINT).exists():
         try:
             epoch = load_checkpoint(out)["epoch"]
         except GMVAEError:  # cannot happen with atomic writes; say so rather than crash
-            print(f"\n{what}; {out / CHECKPOINT} cannot be read", file=sys.stderr)
+            print(f"{what}; {out / CHECKPOINT} cannot be read", file=sys.stderr)
             return
-        print(f"\n{what}; the checkpoint of epoch {epoch} is saved in {out}. Resume with: {resume}", file=sys.stderr)
+        print(f"{what}; the checkpoint of epoch {epoch} is saved in {out}. Resume with: {resume}", file=sys.stderr)
     elif (out / CONFIG).exists():
-        print(f"\n{what} before the first checkpoint; start the run over with: {resume}", file=sys.stderr)
+        print(f"{what} before the first checkpoint; start the run over with: {resume}", file=sys.stderr)
     else:
-        print(f"\n{what} before training started; nothing was written", file=sys.stderr)
+        print(f"{what} before training started; nothing was written", file=sys.stderr)
 
 
 #: When the ``--devices N`` launcher started (its processes' summary counts the wall time from then).
