@@ -94,7 +94,7 @@ def _lock_held(run):
 
 #: Each refused by the launcher itself: one line, exit status 2, nothing written, no process started.
 LAUNCHER_CASES = {
-    "more-than-cores": (train("--devices", str((os.cpu_count() or 1) + 1)), ["--force-devices", "CPU cores"]),
+    "more-than-cores": (train("--devices", str((os.cpu_count() or 1) + 1)), ["--force-devices", "CPU core"]),
     "force-alone": (train("--force-devices"), ["--force-devices", "drop it"]),
     "force-with-one": (train("--devices", "1", "--force-devices"), ["--force-devices", "drop it"]),
     "devices-zero": (train("--devices", "0"), ["--devices must be > 0"]),

@@ -183,9 +183,10 @@ def _check_devices(args, out):
     device = _train_device(args, out)
     check_device(device)  # no GPU at all: say so, rather than "0 GPUs"
     if torch.device(device).type == "cuda":
-        available, what = torch.cuda.device_count(), "GPUs"
+        available, what = torch.cuda.device_count(), "GPU"
     else:
-        available, what = os.cpu_count() or 1, "CPU cores"
+        available, what = os.cpu_count() or 1, "CPU core"
+    what += "" if available == 1 else "s"
     if args.devices > available and not args.force_devices:
         raise ConfigError(f"--devices {args.devices} but this machine has {available} {what}; pass --devices "
                           f"{available} or fewer, or add --force-devices to start {args.devices} processes anyway")
