@@ -24,6 +24,9 @@ EPILOG = ("A typical session: pyro-gmvae train --out runs/digits; pyro-gmvae eva
           "pyro-gmvae predict runs/digits --data new.npy --out labels.csv. "
           "Each subcommand's --help lists its flags and their defaults.")
 
+#: ``--threads`` is refused above this many threads per CPU core (tens of thousands crash OpenMP).
+THREADS_PER_CORE = 4
+
 #: Where ``train`` writes without ``--out``.
 DEFAULT_OUT = "runs/latest"
 
@@ -62,7 +65,7 @@ def _common_flags():
                              "commands import it again")
     common.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads for torch (torch.set_num_threads; default: torch's choice, "
-                             "usually one per core)")
+                             f"usually one per core; at most {THREADS_PER_CORE} per core)")
     return common
 
 
@@ -155,12 +158,15 @@ def build_parser():
                    help="continue RUN_DIR (or --out) from its last checkpoint, with its config.json; "
                         "only --epochs and --device may change")
     t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (the phase lines stay, when stderr is a terminal)")
     t.add_argument("--devices", type=int, metavar="N",
                    help="train data-parallel in N processes on this machine (DistributedDataParallel started "
                         "with torchrun: N GPUs with --device cuda, N CPU processes otherwise); the results are "
                         "those of one process up to float rounding and Monte Carlo noise (default 1). Under "
-                        "torchrun, leave it out")
+                        "torchrun, leave it out. At most one process per GPU or CPU core unless --force-devices")
+    t.add_argument("--force-devices", action="store_true",
+                   help="start the --devices N processes even if N is above the number of GPUs or CPU cores")
 
     e = sub.add_parser("evaluate", help="ELBO, importance-weighted log-likelihood with PSIS diagnostics, "
                                         "clustering scores; prints JSON and writes RUN_DIR/eval.json",

@@ -167,7 +167,8 @@ class RunFolder:
         raise ConfigError(f"{self.lock} keeps coming back; another process is claiming {self.target}: wait for "
                           "it, or choose another --out")
 
-    def _check_owner(self):
+    def _check_owner(self, take_over=True):
+        """Raise while a live process holds the lock; a stale lock is removed (``take_over``) or left."""
         if self.lock.is_symlink():  # pyro-gmvae writes a plain file; a link is someone else's, left alone
             raise ConfigError(f"{self.lock} is a symbolic link, which pyro-gmvae never writes; delete it "
                               f"(rm {self.lock}) if no run trains into {self.target}, then run the command again")
@@ -182,9 +183,10 @@ class RunFolder:
             if age < 10:  # its owner is between creating and writing it
                 raise ConfigError(f"{self.target} is being claimed by another process (its {LOCK} is being "
                                   "written); wait for that run, or choose another --out") from None
-            self.log(f"note: {self.lock} is unreadable and {age:.0f} s old (its owner was killed while "
-                     "creating it); taking the folder over")
-            self.lock.unlink(missing_ok=True)
+            if take_over:
+                self.log(f"note: {self.lock} is unreadable and {age:.0f} s old (its owner was killed while "
+                         "creating it); taking the folder over")
+                self.lock.unlink(missing_ok=True)
             return
         if host != socket.gethostname():
             raise ConfigError(f"{self.target} is in use by pid {pid} on host {host} (see {self.lock}); wait for "
@@ -194,9 +196,10 @@ class RunFolder:
             raise ConfigError(f"{self.target} is in use: process {pid} is training into it (see {self.lock}); "
                               f"wait for it to finish, or choose another --out (if process {pid} is no pyro-gmvae "
                               f"run, its pid was reused: delete {self.lock})")
-        self.log(f"note: {self.lock} was left by process {pid}, which no longer runs (it was killed); "
-                 "taking the folder over")
-        self.lock.unlink(missing_ok=True)
+        if take_over:
+            self.log(f"note: {self.lock} was left by process {pid}, which no longer runs (it was killed); "
+                     "taking the folder over")
+            self.lock.unlink(missing_ok=True)
 
     def start(self):
         """Check the folder again, now as its owner (another process may have finished a run in it since
@@ -279,3 +282,9 @@ class RunFolder:
                 folder.rmdir()
             except OSError:
                 break
+
+
+def check_not_in_use(out):
+    """Raise :class:`ConfigError` while a live process trains into ``out`` (its lock); nothing is changed."""
+    if (Path(out) / LOCK).is_file():
+        RunFolder(out)._check_owner(take_over=False)
