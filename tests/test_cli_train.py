@@ -118,3 +118,14 @@ def test_threads_are_bounded(tmp_path, good_run, capsys):
     for n in (100000, 20000, 4 * (os.cpu_count() or 1) + 1):
         assert_refused((train("--threads", str(n)), [f"--threads {n}", "per CPU core", "pass --threads"]),
                        tmp_path, good_run, capsys)
+
+
+def test_a_vae_run_suggests_no_command_that_needs_clusters(tmp_path, capsys):
+    from pyro_gmvae.cli import main
+
+    out = tmp_path / "vae"
+    assert main(["train", "--model", "vae", "--dataset", "synthetic", "--num-datapoints", "200", "--network", "toy",
+                 "--epochs", "1", "--out", str(out), "--no-progress", "--threads", "1"]) == 0
+    err = capsys.readouterr().err
+    assert f"pyro-gmvae evaluate {out}" in err and f"pyro-gmvae plot {out}" in err
+    assert "pyro-gmvae sample" not in err and "pyro-gmvae predict" not in err

@@ -237,7 +237,7 @@ def _train(args, out, world=None, *, plan=None, started=None):
                         progress=not args.no_progress, phases=_phases_shown(args), plan=plan)
     if plan is not None or (world is not None and not world.is_main):
         return 0
-    _next_steps(out)
+    _next_steps(out, clustered=bool(trainer.model.cluster_sites))
     print(_summary(out, trainer, model_config, train_config, time.time() - (started or time.time())),
           flush=True)
     return 0
@@ -276,12 +276,14 @@ def _describe(data_spec):
     return ", ".join(f"{k}={v}" for k, v in data_spec.items() if k != "fingerprint") or "digits"
 
 
-def _next_steps(out):
-    """Where the files are and what to run next."""
+def _next_steps(out, clustered=True):
+    """Where the files are and what to run next (sample and predict need clusters: not for a plain VAE)."""
     run = shlex.quote(str(out))
     files = ", ".join(p.name for p in sorted(Path(out).iterdir()) if not p.name.startswith("."))
-    print(f"pyro-gmvae: the run is in {out}/ ({files})\n"
-          f"next: pyro-gmvae evaluate {run}    # log-likelihood, k-hat, clustering scores\n"
-          f"      pyro-gmvae sample {run}      # decoded samples per cluster -> {out}/samples.png\n"
-          f"      pyro-gmvae plot {run}        # curves.png and latent.png\n"
-          f"      pyro-gmvae predict {run} --data FILE.npy --out labels.csv", file=sys.stderr)
+    steps = [f"pyro-gmvae evaluate {run}    # log-likelihood, k-hat, clustering scores"]
+    if clustered:
+        steps.append(f"pyro-gmvae sample {run}      # decoded samples per cluster -> {out}/samples.png")
+    steps.append(f"pyro-gmvae plot {run}        # curves.png and latent.png")
+    if clustered:
+        steps.append(f"pyro-gmvae predict {run} --data FILE.npy --out labels.csv")
+    print(f"pyro-gmvae: the run is in {out}/ ({files})\nnext: " + "\n      ".join(steps), file=sys.stderr)
