@@ -9,27 +9,30 @@ from pathlib import Path
 from ..data import load_dataset
 from ..errors import ConfigError, check_positive
 from ..estimator import GMVAEClusterer
-from ..evaluation.marginal import reliability_note
-from ..evaluation.report import evaluate_run
+from ..evaluation.report import estimate_notes, evaluate_run
 from ..plots import plot_run, sample_grid
 from ..runs import atomic_write_bytes, check_writable, storage_error
 
 
 def cmd_evaluate(args):
     # checked here so that a bad value fails before the run is loaded
-    check_positive("--num-samples", args.num_samples, integer=True)
+    for flag in ("num_samples", "num_steps", "num_chains", "bdmc"):
+        if getattr(args, flag) is not None:
+            check_positive(f"--{flag.replace('_', '-')}", getattr(args, flag), integer=True)
     check_positive("--batch-size", args.batch_size, integer=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         result = evaluate_run(args.run_dir, num_samples=args.num_samples, split=args.split,
                               device=args.device or "cpu", batch_size=args.batch_size,
-                              progress=sys.stderr.isatty())
+                              progress=sys.stderr.isatty(), estimator=args.estimator, num_steps=args.num_steps,
+                              num_chains=args.num_chains, bdmc=args.bdmc)
     for warning in caught:
         if issubclass(warning.category, RuntimeWarning):
             print(f"pyro-gmvae evaluate: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
     print(json.dumps(result))
-    note = reliability_note(result)
-    if note is not None:
+    headline, notes = estimate_notes(result)
+    print(f"pyro-gmvae evaluate: {headline}", file=sys.stderr)
+    for note in notes:
         print(f"pyro-gmvae evaluate: warning: {note}", file=sys.stderr)
     return 0
 
