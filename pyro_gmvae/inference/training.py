@@ -281,8 +281,8 @@ class Trainer:
             raise DataError(f"fit takes a Dataset, got {type(data).__name__}; wrap tensors with "
                             "pyro_gmvae.from_tensor(x)")
         decoder = getattr(self.model, "decoder", None)
+        check_binarizable(data.x, self.config.binarize)  # first: its message names the flag
         validate_data(data.x, likelihood=getattr(decoder, "likelihood", None))
-        check_binarizable(data.x, self.config.binarize)
         expected = getattr(decoder, "data_dim", None)
         if expected is not None and data.data_dim != expected:
             raise DataError(f"the data has {data.data_dim} features but the model expects {expected}; "
