@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import continuous_bernoulli_log_prob
 
 from pyro_gmvae import ModelConfig, build
 from pyro_gmvae.models.decoders import Decoder, is_normalised
@@ -11,14 +12,6 @@ from pyro_gmvae.registry import LIKELIHOODS
 # Gauss-Legendre nodes on [0, 1]: exact for polynomials of degree < 400; the densities are smooth
 NODES, WEIGHTS = (torch.as_tensor(a) for a in np.polynomial.legendre.leggauss(200))
 NODES, WEIGHTS = (NODES + 1) / 2, WEIGHTS / 2
-
-
-def _cb_log_prob(x, logits):
-    """The continuous Bernoulli by hand: log C(lambda) + x log lambda + (1 - x) log(1 - lambda), with
-    C(lambda) = 2 artanh(1 - 2 lambda) / (1 - 2 lambda) (Loaiza-Ganem and Cunningham 2019)."""
-    lam = torch.sigmoid(logits)
-    log_c = torch.log(2 * torch.atanh(1 - 2 * lam) / (1 - 2 * lam))
-    return log_c + x * torch.log(lam) + (1 - x) * torch.log1p(-lam)
 
 
 def test_every_likelihood_is_registered():
@@ -36,7 +29,7 @@ def test_continuous_bernoulli_integrates_to_one(float64, logit):
 def test_continuous_bernoulli_of_a_decoder_matches_the_formula(float64):
     decoder = Decoder(torch.nn.Linear(2, 3), 3, "continuous-bernoulli")
     z, x = torch.randn(4, 2), torch.rand(4, 3)
-    expected = _cb_log_prob(x, decoder.net(z)).sum(-1)
+    expected = continuous_bernoulli_log_prob(x, decoder.net(z))
     assert torch.allclose(decoder.x_dist(z).log_prob(x), expected, atol=1e-10)
 
 
