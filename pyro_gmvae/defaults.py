@@ -21,8 +21,8 @@ DATASET_DEFAULTS = {
     # the embedded default: VaDE with the paper's networks, short enough for 2 CPU cores
     # the start decides the result: UMAP of the codes, a warm-up on its labels, then a gentle SVI phase
     # (BENCHMARKS.md: "Where VaDE's accuracy comes from")
-    "digits": dict(network="vade", latent_dim=10, epochs=10, batch_size=100, lr=1e-4, pretrain_epochs=30,
-                   init="umap", init_warmup_epochs=10),
+    "digits": dict(network="vade", latent_dim=10, epochs=10, batch_size=100, lr=1e-4, min_lr=1e-5,
+                   pretrain_epochs=30, init="umap", init_warmup_epochs=10),
     "synthetic": dict(network="toy", latent_dim=2, noise_dim=2, epochs=30, batch_size=200, lr=2e-3,
                       pretrain_epochs=20),
     "mnist": dict(network="vade", latent_dim=10),
@@ -56,11 +56,11 @@ PRESETS = {
     # with VaDE's MLP nets and a 10-d latent (conv nets and x=200/w=150 do not fit 2 CPU cores), then 5 epochs
     "gmvae-mnist": dict(model="gmvae", dataset="mnist", network="vade", num_clusters=16, latent_dim=10,
                         noise_dim=10, prior_hidden_dim=100, pretrain_epochs=20, pretrain_batch_size=256,
-                        init="umap", init_warmup_epochs=3, batch_size=100, lr=1e-4, lr_decay=1.0, epochs=5,
-                        num_particles=1, free_bits=0.5, likelihood="bernoulli", split="train"),
+                        init="umap", init_warmup_epochs=3, batch_size=100, lr=1e-4, lr_decay=1.0, min_lr=1e-5,
+                        epochs=5, num_particles=1, free_bits=0.5, likelihood="bernoulli", split="train"),
     # the official code's settings: conv nets, x 200, w 150, hidden 500, Adam 1e-4, batch 50, 100 epochs
     "gmvae-mnist-paper": dict(model="gmvae", dataset="mnist", network="conv", num_clusters=16, latent_dim=200,
-                              noise_dim=150, prior_hidden_dim=500, batch_size=50, lr=1e-4, lr_decay=1.0,
+                              noise_dim=150, prior_hidden_dim=500, batch_size=50, lr=1e-4, lr_decay=1.0, min_lr=1e-5,
                               epochs=100, num_particles=1, free_bits=0.5, likelihood="bernoulli", split="train",
                               pretrain_epochs=0),
     "gmvae-synthetic": dict(model="gmvae", dataset="synthetic", network="toy", num_clusters=8, latent_dim=2,

@@ -10,19 +10,20 @@ Clusters and labels get a categorical palette (:func:`palette`), legends sit bes
 on the points, counts (epochs, clusters) get integer ticks, and sample images are separated by a gap.
 """
 
+import io
 import math
 from pathlib import Path
 
 import numpy as np
 import pyro
-import torch
 
 from .data.datasets import IMAGE_SHAPES
-from .errors import CheckpointError, ConfigError, check_positive
+from .errors import CheckpointError, ConfigError, GMVAEError, check_positive
 from .evaluation.generation import sample_per_cluster
 from .evaluation.responsibilities import predict
-from .runs import check_writable, load_checkpoint, load_run, load_run_data, read_metrics, storage_error
-from .sites import LATENT
+from .inference.amortized import encode_mean
+from .runs import (atomic_write_bytes, check_writable, load_checkpoint, load_run, load_run_data, memory_bytes,
+                   read_metrics, storage_error)
 
 _IMAGE_SHAPES = IMAGE_SHAPES  # flat sizes we know how to show as images
 _MAX_POINTS = 5000
@@ -80,14 +81,19 @@ def _legend_beside(ax, **kwargs):
 
 
 def _save(fig, path):
+    """Draw ``fig`` and write it atomically: a symbolic link at ``path`` is replaced, not followed (it could
+    point at a run's checkpoint), and a killed process leaves the old picture or the new one."""
     path = Path(path)
+    buffer = io.BytesIO()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-    except OSError as e:
-        raise storage_error(e, path) from None
+        fig.savefig(buffer, dpi=_DPI, bbox_inches="tight", format=path.suffix.lstrip(".").lower() or "png")
     finally:
         _pyplot().close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error(e, path) from None
+    atomic_write_bytes(path, lambda f: f.write(buffer.getvalue()))
     return path
 
 
@@ -103,6 +109,8 @@ def check_picture_path(path, what="--out"):
                           f"name the file with one of: .{', .'.join(formats)} (e.g. {path.stem or 'samples'}.png)")
     if path.is_dir():
         raise ConfigError(f"{what} {path} is a folder; pass a file name such as {path / 'samples.png'}")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{what} {path} is not a regular file (a FIFO, a device...); pass the name of a picture file")
     for part in path.parents:
         if part.exists() and not part.is_dir():
             raise ConfigError(f"{what} {path}: {part} is a file, not a folder; pass a path whose folders are folders")
@@ -132,45 +140,94 @@ def sample_grid(run_dir, per_cluster=10, out=None, device="cpu", *, seed=0):
     check_positive("--per-cluster", per_cluster, integer=True)
     out = Path(run_dir) / "samples.png" if out is None else Path(out)
     check_picture_path(out)
-    model, _, model_config, _, _ = load_run(run_dir, device)
+    model, guide, model_config, _, _ = load_run(run_dir, device)
     if not model.cluster_sites:
         raise CheckpointError(f"the run in {run_dir} has no clusters (model {model_config.model!r}); "
                               "samples per cluster need a mixture prior")
+    k, d = model.num_clusters, model_config.data_dim
+    shape = image_shape(d)
+    _check_sample_size(k, per_cluster, d, model_config.latent_dim, shape, device)
+    matched = _matched_labels(run_dir, model, guide, device)
     pyro.set_rng_seed(seed)
     samples = sample_per_cluster(model, per_cluster).cpu().double().numpy()  # (K, n, D)
-    k, n, d = samples.shape
+    n = samples.shape[1]
     plt = _pyplot()
-    shape = image_shape(d)
+    # each row names the label its cluster stands for (Hungarian matching on the run's data), when there are labels
+    names = [str(j) if matched is None else f"{j} \u2192 {'none' if matched[j] is None else matched[j]}"
+             for j in range(k)]
+    ylabel = "cluster" if matched is None else "cluster \u2192 label it matches"
     if d == 2:
         fig, ax = plt.subplots(figsize=(5, 5))
         for j in range(k):
-            ax.scatter(samples[j, :, 0], samples[j, :, 1], s=8, color=_colour(j, k), label=f"cluster {j}")
-        _legend_beside(ax, markerscale=2)
+            ax.scatter(samples[j, :, 0], samples[j, :, 1], s=8, color=_colour(j, k), label=names[j])
+        _legend_beside(ax, markerscale=2, title=ylabel)
         ax.set_title(f"decoded prior samples, {n} per cluster")
     elif shape is not None:
         grid = _image_grid(np.clip(samples, 0, 1), shape)
-        fig, ax = plt.subplots(figsize=(max(2, 0.6 * n), max(2, 0.6 * k)))
+        fig, ax = plt.subplots(figsize=_grid_size(k, n, d, shape))
         ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=1)
-        ax.set_yticks([j * (shape[1] + 1) + (shape[1] - 1) / 2 for j in range(k)], [str(j) for j in range(k)])
+        ax.set_yticks([j * (shape[1] + 1) + (shape[1] - 1) / 2 for j in range(k)], names)
         ax.set_xticks([])
-        ax.set_ylabel("cluster")
+        ax.set_ylabel(ylabel)
     else:
-        fig, ax = plt.subplots(figsize=(8, max(2, 0.15 * k * n)))
+        fig, ax = plt.subplots(figsize=_grid_size(k, n, d, shape))
         ax.imshow(samples.reshape(k * n, d), aspect="auto", interpolation="nearest")
-        ax.set_yticks([(j + 0.5) * n for j in range(k)], [str(j) for j in range(k)])
-        ax.set_ylabel("cluster")
+        ax.set_yticks([(j + 0.5) * n for j in range(k)], names)
+        ax.set_ylabel(ylabel)
         ax.set_xlabel("feature")
     return _save(fig, Path(run_dir) / "samples.png" if out is None else out)
 
 
-#: Panels of curves.png: metrics.jsonl keys per panel, and the panel's title.
+#: The most pixels a side of a figure may have (matplotlib's renderer refuses more than 2**16).
+_MAX_SIDE_PIXELS = 2 ** 16 - 1
+_DPI = 100
+
+
+def _grid_size(k, n, d, shape):
+    """The figure size (inches) of samples.png for ``k`` clusters of ``n`` samples of ``d`` values."""
+    if d == 2:
+        return 5, 5
+    if shape is not None:
+        return max(2, 0.6 * n), max(2, 0.6 * k)
+    return 8, max(2, 0.15 * k * n)
+
+
+def _check_sample_size(k, n, d, latent_dim, shape, device):
+    """Refuse a --per-cluster whose picture matplotlib cannot draw or whose samples do not fit in memory,
+    before anything is drawn (the largest that works is named)."""
+    width, height = _grid_size(k, n, d, shape)
+    if max(width, height) * _DPI > _MAX_SIDE_PIXELS:
+        inches_per_sample = 0.6 if shape is not None else 0.15 * k  # the side that grows with n
+        most = max(1, int(_MAX_SIDE_PIXELS / _DPI / inches_per_sample))
+        raise ConfigError(f"--per-cluster {n} makes a picture of {int(width * _DPI)}x{int(height * _DPI)} pixels, "
+                          f"more than matplotlib draws ({_MAX_SIDE_PIXELS} a side); pass --per-cluster {most} or less")
+    need = k * n * (d * 12 + latent_dim * 4 * 64)  # decoded float32 + float64 copy; latents resampled 64x at most
+    have = memory_bytes(device)
+    if have is not None and need > have // 2:
+        raise ConfigError(f"--per-cluster {n} needs about {need / 2 ** 30:.1f} GiB for {k} clusters but {device} has "
+                          f"{have / 2 ** 30:.1f} GiB; lower --per-cluster")
+
+
+def _matched_labels(run_dir, model, guide, device):
+    """The label each cluster of the run stands for (:func:`match_clusters` on the run's data), or None when
+    the data have no labels or the run folder cannot load them (fitted on in-memory arrays)."""
+    try:
+        data = load_run_data(run_dir, device=device)
+    except GMVAEError:
+        return None
+    return _labelled_clusters(model, guide, data)[1]
+
+
+#: Panels of curves.png: metrics.jsonl keys per panel, the panel's title and its y-axis label.
 _PANELS = (
-    (("elbo",), "ELBO per datapoint"),
-    (("acc",), "accuracy"),
-    (("num_used_clusters", "num_active_clusters"), "clusters in use"),
-    (("cluster_information",), "cluster information I(x; c) (nats)"),
+    (("elbo",), "ELBO per datapoint", "nats"),
+    (("acc",), "accuracy", "accuracy (Hungarian matching)"),
+    (("num_used_clusters", "num_active_clusters"), "clusters in use", "clusters"),
+    (("cluster_information",), "cluster information I(x; c)", "nats"),
 )
-_SERIES_LABELS = {"num_used_clusters": "argmax of > 1 % of points", "num_active_clusters": "> 1 % of responsibility"}
+_SERIES_LABELS = {"num_used_clusters": "> 1 % of points (argmax)", "num_active_clusters": "> 1 % of responsibility"}
+_SERIES_STYLES = {"num_used_clusters": dict(marker="o", linestyle="-"),
+                  "num_active_clusters": dict(marker="s", linestyle="--", markerfacecolor="none")}
 _START_LABELS = {"init_acc": "start (initialisation)", "warmup_acc": "after the warm-up"}
 
 
@@ -179,14 +236,22 @@ def _curves(rows, path, start=None):
     adds the start's accuracy (after the initialisation and after the warm-up) at epoch 0."""
     plt = _pyplot()
     start = start or {}
-    panels = [(keys, label) for keys, label in _PANELS if any(k in r for r in rows for k in keys)]
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4 * max(1, len(panels)), 3), squeeze=False)
-    for ax, (keys, label) in zip(axes[0], panels):
-        series = [k for k in keys if any(r.get(k) is not None for r in rows)]
-        for key in series:
-            pts = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
+    panels = [panel for panel in _PANELS if any(k in r for r in rows for k in panel[0])]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.2 * max(1, len(panels)), 3.2), squeeze=False)
+    for ax, (keys, title, ylabel) in zip(axes[0], panels):
+        series = {k: [(r["epoch"], r[k]) for r in rows if r.get(k) is not None] for k in keys}
+        series = {k: pts for k, pts in series.items() if pts}
+        if len(series) > 1 and len({tuple(pts) for pts in series.values()}) == 1:
+            # two counts that agree at every epoch: one line says so, two would hide each other
+            pts = next(iter(series.values()))
             ax.plot(*zip(*pts), marker="o" if len(pts) < 30 else None,
-                    label=_SERIES_LABELS.get(key) if len(series) > 1 else None)
+                    label="both: " + "\nand ".join(_SERIES_LABELS[k] for k in series))
+        else:
+            for key, pts in series.items():
+                style = dict(_SERIES_STYLES[key]) if len(series) > 1 else {"marker": "o"}
+                if len(pts) >= 30:
+                    style["marker"] = None
+                ax.plot(*zip(*pts), **style, label=_SERIES_LABELS.get(key) if len(series) > 1 else None)
         if keys == ("acc",):
             for key, marker in (("init_acc", "s"), ("warmup_acc", "^")):
                 if start.get(key) is not None:
@@ -194,10 +259,15 @@ def _curves(rows, path, start=None):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
         ax.set_xlabel("epoch")
-        ax.set_title(label)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
         _integer_ticks(ax.xaxis)
-        if "num_active_clusters" in keys or "cluster_information" in keys:
-            ax.set_ylim(bottom=0)  # a collapse (one cluster, 0 nats) shows as a fall to the axis
+        values = [v for pts in series.values() for _, v in pts]
+        if values and ("num_active_clusters" in keys or "cluster_information" in keys):
+            # from 0, so that a collapse (one cluster, 0 nats) shows as a fall to the axis; the top leaves
+            # room for the markers of the largest value
+            top = max(values)
+            ax.set_ylim(0, top + (0.5 if "num_active_clusters" in keys else 0.06 * top) if top > 0 else 1)
         if "num_active_clusters" in keys:
             _integer_ticks(ax.yaxis)
     fig.tight_layout()
@@ -213,17 +283,54 @@ def _project_2d(z):
     return z @ vt[:2].T
 
 
-def _scatter_by(ax, points, colour, title):
-    """Points coloured by a category (a legend beside the axes) or, past 20 categories, by a colour bar."""
+def _category_colours(values):
+    """``{value: colour}``: category k keeps colour k (as in every other figure) when the values are small
+    integers, else the values take the palette in order."""
+    values = np.unique(values)
+    if np.issubdtype(values.dtype, np.integer) and values.min() >= 0 and values.max() < 20:
+        colours = palette(int(values.max()) + 1)
+        return {value: colours[int(value)] for value in values}
+    return dict(zip(values, palette(len(values))))
+
+
+def match_clusters(clusters, labels, num_clusters):
+    """The label each cluster ``0..num_clusters-1`` stands for: the one-to-one matching of clusters to labels
+    that agrees on the most points (Hungarian, as :func:`~pyro_gmvae.evaluation.metrics.hungarian_accuracy`),
+    None for a cluster left without a label (more clusters than labels, or no points).
+
+    >>> match_clusters(np.array([0, 0, 1, 2, 2]), np.array([7, 7, 7, 3, 3]), 4)
+    [7, None, 3, None]
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    clusters, labels = np.asarray(clusters), np.asarray(labels)
+    values = np.unique(labels)
+    table = np.zeros((num_clusters, len(values)))
+    np.add.at(table, (clusters, np.searchsorted(values, labels)), 1)
+    matched = [None] * num_clusters
+    for row, col in zip(*linear_sum_assignment(table, maximize=True)):
+        if table[row, col] > 0:
+            matched[row] = values[col].item()
+    return matched
+
+
+def _cluster_colours(matched, label_colours):
+    """Cluster k in the colour of the label it matches; unmatched clusters in colours no label uses."""
+    used = {tuple(c) for c in label_colours.values()}
+    spare = iter(c for c in palette(len(matched) + len(label_colours) + 20) if tuple(c) not in used)
+    return {k: label_colours[label] if label is not None else next(spare) for k, label in enumerate(matched)}
+
+
+def _scatter_by(ax, points, colour, title, colours=None, names=None):
+    """Points coloured by a category (a legend beside the axes) or, past 20 categories, by a colour bar.
+    ``colours`` and ``names`` (``{value: ...}``) override each category's colour and legend entry."""
     values = np.unique(colour)
     if len(values) <= 20:
-        # cluster or label k keeps colour k (as in every other figure) when the values are small integers
-        by_value = np.issubdtype(values.dtype, np.integer) and values.min() >= 0 and values.max() < 20
-        colours = palette(int(values.max()) + 1 if by_value else len(values))
-        for i, value in enumerate(values):
+        colours = colours or _category_colours(values)
+        for value in values:
             mask = colour == value
-            ax.scatter(points[mask, 0], points[mask, 1], s=4, color=colours[int(value) if by_value else i],
-                       label=str(value))
+            ax.scatter(points[mask, 0], points[mask, 1], s=4, color=colours[value],
+                       label=(names or {}).get(value, str(value)))
         _legend_beside(ax, title=title, markerscale=3)
     else:
         sc = ax.scatter(points[:, 0], points[:, 1], c=colour, s=4, cmap="turbo")
@@ -231,25 +338,42 @@ def _scatter_by(ax, points, colour, title):
     ax.set_title(f"coloured by {title}")
 
 
+def _labelled_clusters(model, guide, data):
+    """``(clusters, matched)``: the predicted cluster of the first points of ``data`` and, when the data
+    have labels, the label each cluster stands for (:func:`match_clusters`; else None)."""
+    clusters = predict(model, guide, data.x[:_MAX_POINTS]).cpu().numpy()
+    if data.y is None:
+        return clusters, None
+    return clusters, match_clusters(clusters, data.y[:_MAX_POINTS].cpu().numpy(), model.num_clusters)
+
+
 def _latent_view(model, guide, data, path):
     x = data.x[:_MAX_POINTS]
-    with torch.no_grad():
-        z = torch.cat([guide.site_dists(x[i:i + 1000])[LATENT].mean for i in range(0, x.shape[0], 1000)])
+    z = encode_mean(guide, x)
     points = _project_2d(z.cpu().double().numpy())
+    labels = None if data.y is None else data.y[:_MAX_POINTS].cpu().numpy()
     views = []
     if model.cluster_sites:
-        views.append((predict(model, guide, x).cpu().numpy(), "predicted cluster"))
-    if data.y is not None:
-        views.append((data.y[:_MAX_POINTS].cpu().numpy(), "true label"))
+        clusters, matched = _labelled_clusters(model, guide, data)
+        if matched is None:
+            views.append((clusters, "predicted cluster", None, None))
+        else:  # each cluster in the colour of the label it matches, so that the two panels agree
+            label_colours = _category_colours(labels)
+            names = {k: f"{k} \u2192 {label}" if label is not None else f"{k} (no label)"
+                     for k, label in enumerate(matched)}
+            views.append((clusters, "predicted cluster \u2192 label",
+                          _cluster_colours(matched, label_colours), names))
+    if labels is not None:
+        views.append((labels, "true label", None, None))
     plt = _pyplot()
     fig, axes = plt.subplots(1, max(1, len(views)), figsize=(6.5 * max(1, len(views)), 5), squeeze=False)
     axis = "z" if z.shape[1] <= 2 else "principal component of E[z | x]"
-    for ax, (colour, title) in zip(axes[0], views or [(None, None)]):
+    for ax, (colour, title, colours, names) in zip(axes[0], views or [(None, None, None, None)]):
         if colour is None:
             ax.scatter(points[:, 0], points[:, 1], s=4, color=palette(1)[0])
             ax.set_title("latent space")
         else:
-            _scatter_by(ax, points, colour, title)
+            _scatter_by(ax, points, colour, title, colours, names)
         ax.set_xlabel(f"{axis} 1")
         ax.set_ylabel(f"{axis} 2")
     fig.suptitle(f"latent space ({x.shape[0]} points)")
@@ -271,8 +395,25 @@ def plot_run(run_dir, device="cpu"):
         if isinstance(epoch, bool) or not isinstance(epoch, int):
             raise CheckpointError(f"row {number} of {run_dir / 'metrics.jsonl'} has no epoch number ({row!r:.80}); "
                                   "fix or delete that line (pyro-gmvae train --resume rewrites the file)")
+    _check_metrics_file(run_dir, rows)
+    data = load_run_data(run_dir, device=device)  # before any figure is written: a run without data fails here
     if rows:
         start = load_checkpoint(run_dir).get("pretrain_report")
         paths.append(_curves(rows, run_dir / "curves.png", start))
-    paths.append(_latent_view(model, guide, load_run_data(run_dir, device=device), run_dir / "latent.png"))
+    paths.append(_latent_view(model, guide, data, run_dir / "latent.png"))
     return paths
+
+
+def _check_metrics_file(run_dir, rows):
+    """Refuse a metrics.jsonl with lines that are not rows, beyond one torn last line (a run killed while
+    writing): the curves would be drawn from part of the file, or not at all, without a word."""
+    path = run_dir / "metrics.jsonl"
+    try:
+        lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path} ({e.strerror}); make it readable") from None
+    if len(rows) < len(lines) - 1 or (lines and not rows):
+        raise CheckpointError(f"line {len(rows) + 1} of {path} is not a JSON row of metrics, so the curves cannot be "
+                              "drawn; fix or delete that line (pyro-gmvae train --resume rewrites the file)")

@@ -16,37 +16,56 @@ A run records the modules it needs in ``config.json`` (``"plugins"``): those giv
 and the defining modules of its registered components, so that ``evaluate``, ``sample``, ``plot``,
 ``predict``, ``--resume`` and :func:`~pyro_gmvae.runs.load_run` import them again in a fresh process.
 A component defined in a script run as ``__main__`` cannot be re-imported: move it into a module.
+
+Modules are imported by absolute name from ``sys.path`` as it is (``PYTHONPATH``, installed packages); the
+working folder is never searched implicitly (``pyro-gmvae`` drops the entry ``python -m`` adds for it), so
+that ``cd RUN && pyro-gmvae evaluate .`` cannot import a same-named file lying in the run folder. A plugin
+that fails while imported is reported in one line naming it; set ``PYRO_GMVAE_DEBUG=1`` for its traceback.
 Checkpoints are read with ``torch.load(weights_only=True)`` and cannot run code, but loading a run imports
 the modules its ``config.json`` names: open runs from sources you trust.
 """
 
 import importlib
+import importlib.util
 import os
 import sys
+import traceback
 
-from .errors import ConfigError
-from .registry import ENTRY_POINT_GROUP, GUIDES, MODELS, PRIORS, load_entry_points
+from .errors import ConfigError, GMVAEError
+from .registry import ENTRY_POINT_GROUP, GUIDES, MODELS, NETWORKS, PRIORS, load_entry_points
 
-__all__ = ["ENTRY_POINT_GROUP", "component_modules", "import_plugins", "imported_plugins", "load_entry_points",
-           "run_plugins"]
+__all__ = ["DEBUG_ENV", "ENTRY_POINT_GROUP", "component_modules", "import_plugins", "imported_plugins",
+           "load_entry_points", "run_plugins"]
+
+#: Set this environment variable to 1 to see the traceback of a plugin that fails to import (the error
+#: line stays one line otherwise).
+DEBUG_ENV = "PYRO_GMVAE_DEBUG"
 
 _imported = []  # modules imported through import_plugins, in order
 
 
 def import_plugins(modules):
-    """Import each module of ``modules`` (names such as ``"my_priors"`` or ``"pkg.priors"``) so that
-    its registrations run; returns the names. Raises :class:`ConfigError` naming the module and the fix."""
+    """Import each module of ``modules`` (absolute names such as ``"my_priors"`` or ``"pkg.priors"``) so
+    that its registrations run; returns the names. Modules are found on ``sys.path`` as it is: the working
+    folder is not searched unless it is on the path already. Raises :class:`ConfigError` naming the module,
+    what went wrong and the fix (with ``PYRO_GMVAE_DEBUG=1``, the plugin's traceback is printed first)."""
     names = []
     for name in modules or ():
-        if not isinstance(name, str) or not name:
+        if not isinstance(name, str) or not name or name != name.strip():
             raise ConfigError(f"a plugin is a module name such as 'my_priors', got {name!r}")
-        try:
+        if name.endswith(".py"):
+            raise ConfigError(f"plugin {name!r} is a file name; pass the module name ({name[:-3]!r}) and put the "
+                              "folder that holds the file on PYTHONPATH")
+        if name.startswith(".") or any(not part.isidentifier() for part in name.split(".")):
+            raise ConfigError(f"plugin {name!r} is not an absolute module name (relative names and file paths "
+                              "are refused); pass a name such as 'my_priors' or 'pkg.priors' and put the folder "
+                              "that holds it on PYTHONPATH")
+        if name.split(".")[0] == "pyro_gmvae":  # never needed (the package registers its own), and its
+            # __main__ would start the command line again
+            raise ConfigError(f"plugin {name!r} is a module of pyro-gmvae itself; pass the module of your own "
+                              "that registers components")
+        if name not in sys.modules:
             _import(name)
-        except ImportError as e:
-            raise ConfigError(
-                f"cannot import plugin module {name!r} ({type(e).__name__}: {e}); put the folder that holds "
-                f"{name.split('.')[0]}.py on PYTHONPATH (or run from that folder), or install its package"
-            ) from None
         if name not in _imported:
             _imported.append(name)
         names.append(name)
@@ -54,16 +73,39 @@ def import_plugins(modules):
 
 
 def _import(name):
-    """``importlib.import_module``, falling back on the working folder, which ``python -m`` puts on the path
-    but a console script does not (appended, so that it shadows nothing installed)."""
     try:
-        return importlib.import_module(name)
+        importlib.import_module(name)
     except ModuleNotFoundError as e:
-        cwd = os.getcwd()
-        if e.name != name.split(".")[0] or cwd in sys.path or "" in sys.path:
-            raise
-        sys.path.append(cwd)
-        return importlib.import_module(name)
+        if e.name is not None and (name == e.name or name.startswith(e.name + ".")):  # the plugin itself
+            raise ConfigError(
+                f"cannot import plugin module {name!r}: no module {e.name!r} on the Python path (the working "
+                f"folder is not searched); put the folder that holds {e.name.replace('.', '/')}.py on PYTHONPATH "
+                f"(e.g. PYTHONPATH=/path/to/that/folder), or install its package") from None
+        _debug()
+        raise ConfigError(f"plugin module {name!r} ({_origin(name)}) was found but imports {e.name!r}, which is "
+                          f"not installed; install it (pip install ...), or fix the plugin's imports") from None
+    except GMVAEError as e:  # a registration refused (a taken name, a bad argument)
+        _debug()
+        raise ConfigError(f"plugin module {name!r} ({_origin(name)}): {e}") from None
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin may raise anything while imported
+        _debug()
+        what = f"{type(e).__name__}: {' '.join(str(e).split())}"[:300]
+        raise ConfigError(f"plugin module {name!r} ({_origin(name)}) failed while being imported ({what}); fix "
+                          f"the plugin (set {DEBUG_ENV}=1 to see its traceback)") from None
+
+
+def _origin(name):
+    """Where the module ``name`` was found, for messages."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except Exception:  # noqa: BLE001 - finding a submodule imports its package, which may raise anything
+        spec = None
+    return getattr(spec, "origin", None) or "origin unknown"
+
+
+def _debug():
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        traceback.print_exc()
 
 
 def imported_plugins():
@@ -72,11 +114,11 @@ def imported_plugins():
 
 
 def component_modules(objects):
-    """The modules, outside pyro_gmvae, that define ``objects`` (classes or functions) and can be
-    imported again by name (a script run as ``__main__`` cannot)."""
+    """The modules, outside pyro_gmvae, that define ``objects`` (classes or functions, or module names)
+    and can be imported again by name (a script run as ``__main__`` cannot)."""
     out = []
     for obj in objects:
-        module = getattr(obj, "__module__", None)
+        module = obj if isinstance(obj, str) else getattr(obj, "__module__", None)
         if not module or module.split(".")[0] == "pyro_gmvae" or module in out:
             continue
         if module == "__main__" or module not in sys.modules:
@@ -87,8 +129,9 @@ def component_modules(objects):
 
 def run_plugins(model_config):
     """The plugin modules a run of ``model_config`` records: those imported with ``--import`` and the
-    defining modules of its registered components."""
+    modules that define or registered its components (a network preset is a tuple of sizes: the module
+    that registered it counts)."""
     parts = [PRIORS.get(model_config.prior_name), GUIDES.get(model_config.guide),
-             MODELS.get(model_config.model)]
+             MODELS.get(model_config.model), NETWORKS.origin(model_config.network)]
     found = component_modules([p for p in parts if p is not None])
     return list(dict.fromkeys([*imported_plugins(), *found]))

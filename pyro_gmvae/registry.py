@@ -18,6 +18,7 @@ Traceback (most recent call last):
 pyro_gmvae.errors.ConfigError: a toy named 'square' is registered already; pick another name, or pass override=True to replace it
 """
 
+import sys
 import warnings
 from collections.abc import Mapping
 
@@ -48,6 +49,17 @@ def load_entry_points():
                           f"({type(e).__name__}: {e}); fix or uninstall its package", RuntimeWarning, stacklevel=2)
 
 
+def _caller_module():
+    """The name of the nearest calling module outside pyro_gmvae (None when the package registers)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.split(".")[0] != "pyro_gmvae":  # the import machinery: a module of the package registers
+            return None if module.split(".")[0] in ("importlib", "_frozen_importlib") else module
+        frame = frame.f_back
+    return None
+
+
 class Registry(Mapping):
     """A read-only mapping ``name -> component`` with :meth:`register` and :meth:`check`.
 
@@ -62,6 +74,7 @@ class Registry(Mapping):
         self._validate = validate
         self._items = {}
         self._builtin = set()
+        self._origins = {}  # name -> the module that registered it (outside the package)
 
     def register(self, name, obj=_OMITTED, *, override=False):
         """Add ``obj`` under ``name``; with ``obj`` omitted, a decorator. A name taken already is refused
@@ -77,7 +90,13 @@ class Registry(Mapping):
             stored = self._validate(name, obj)
             obj = obj if stored is None else stored
         self._items[name] = obj
+        self._origins[name] = _caller_module()
         return obj
+
+    def origin(self, name):
+        """The module (outside pyro_gmvae) that registered ``name``, or None: what a run records so that a
+        fresh process can register the component again."""
+        return self._origins.get(name) if name in self._items else None
 
     def builtin(self, name, obj):
         """Register one of the library's own components (marked so that :meth:`unregister` keeps it)."""

@@ -58,3 +58,11 @@ def test_every_config_field_is_a_setting_of_the_cli_and_the_estimator():
                                     "--temperature-end", "0.3", "--temperature-decay", "0.1"], 64)
     assert model.cluster_inference == "relaxed"
     assert (train.temperature_start, train.temperature_end, train.temperature_decay) == (2.0, 0.3, 0.1)
+
+
+@pytest.mark.parametrize("dataset, preset", [(d, None) for d in DATASETS] +
+                         [(defaults_for(preset=p)["dataset"], p) for p in PRESETS])
+def test_the_learning_rate_floor_is_below_the_rate(dataset, preset):
+    """A floor above the rate (digits had min_lr 2e-4 over lr 1e-4) would make --lr-decay do nothing."""
+    train = TrainConfig.for_dataset(dataset, preset=preset)
+    assert train.min_lr <= train.lr, (dataset, preset, train.min_lr, train.lr)

@@ -78,7 +78,8 @@ def test_predict_command_writes_the_estimators_labels(fitted, tmp_path, capsys):
 
 def test_new_data_of_another_width_is_refused(fitted):
     clusterer, _, _ = fitted
-    with pytest.raises(DataError, match="3 features but the model expects 2"):
+    with pytest.raises(DataError, match="X has 3 features, but GMVAEClusterer is expecting 2 features as input; "
+                                        "pass rows like the training data"):
         clusterer.predict(np.zeros((4, 3), dtype=np.float32))
 
 
@@ -114,5 +115,6 @@ def test_predict_refuses_a_folder_as_out_and_a_file_of_another_width(fitted, tmp
     assert main(["predict", str(run), "--data", str(path), "--out", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
     assert main(["predict", str(run), "--data", str(path), "--out", str(tmp_path / "new" / "labels.csv")]) == 2
-    assert "5 features but the model expects 2" in capsys.readouterr().err
+    assert "X has 5 features, but GMVAEClusterer is expecting 2 features as input; pass rows like the training" \
+        in capsys.readouterr().err
     assert not (tmp_path / "new").exists()

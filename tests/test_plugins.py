@@ -40,9 +40,13 @@ PLUGIN = textwrap.dedent('''
 ''')
 
 
-def _cli(args, cwd):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    env.pop("PYTHONPATH", None)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cli(args, cwd, path=()):
+    """``python -m pyro_gmvae ARGS`` in ``cwd``, with PYTHONPATH this checkout and ``path`` only."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([*map(str, path), ROOT])}
     return subprocess.run([sys.executable, "-m", "pyro_gmvae", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 
@@ -63,7 +67,7 @@ def test_a_plugin_prior_trains_and_reopens_in_a_fresh_process(tmp_path, monkeypa
         PRIORS.restore(priors)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["plugins"] == ["my_priors"]
     # another process, without --import: config.json names the module, and it is imported again
-    evaluate = _cli(["evaluate", "run", "--num-samples", "4"], tmp_path)
+    evaluate = _cli(["evaluate", "run", "--num-samples", "4"], tmp_path, path=[tmp_path])
     assert evaluate.returncode == 0, evaluate.stderr
     assert "log_likelihood" in json.loads(evaluate.stdout)
     assert "unchecked" in evaluate.stderr  # 4 samples: too few for k-hat, and evaluate says so
@@ -149,3 +153,158 @@ def test_every_register_function_checks_its_arguments():
     with pytest.raises(ConfigError, match="hidden_dims must be positive integers"):
         register_network("test-net", (0,))
     assert ModelSpec("mixture").prior == "mixture"
+
+
+# -- issue 23: plugins cannot come from the working folder, and every failure is one line naming the plugin --
+
+from cli_cases import copy_run, good_run, snapshot  # noqa: E402,F401
+
+PAYLOAD = "import pathlib; pathlib.Path({marker!r}).touch()\n"
+
+
+def _record_plugins(run, plugins_list):
+    config = json.loads((run / "config.json").read_text())
+    config["plugins"] = plugins_list
+    (run / "config.json").write_text(json.dumps(config))
+
+
+def test_a_recorded_plugin_is_not_imported_from_the_working_folder(tmp_path, good_run):
+    run = copy_run(good_run, tmp_path)
+    marker = tmp_path / "marker"
+    (run / "test_evil_plugin.py").write_text(PAYLOAD.format(marker=str(marker)))
+    _record_plugins(run, ["test_evil_plugin"])
+    before = snapshot(run)
+    result = _cli(["evaluate", ".", "--num-samples", "4", "--threads", "1"], run)  # python -m: cwd on sys.path
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot import plugin module 'test_evil_plugin'" in lines[0], result.stderr
+    assert "working folder is not searched" in lines[0] and "PYTHONPATH" in lines[0]
+    assert not marker.exists() and snapshot(run) == before
+
+
+def test_import_does_not_search_the_working_folder(tmp_path, monkeypatch, capsys):
+    marker = tmp_path / "marker"
+    (tmp_path / "test_cwd_plugin.py").write_text(PAYLOAD.format(marker=str(marker)))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert main(["evaluate", "x", "--import", "test_cwd_plugin"]) == 2
+    assert "no module 'test_cwd_plugin' on the Python path" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", [".", ".foo", "..x", "pkg..x", "my_plugin.py", "some/folder", " x"])
+def test_relative_or_malformed_names_are_refused(name, tmp_path, good_run, capsys):
+    assert main(["sample", str(good_run), "--import", name]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pyro-gmvae: error:" in err
+    assert any(w in err for w in ("absolute module name", "a plugin is a module name", "is a file name"))
+
+
+def test_a_relative_name_in_config_json_is_refused(tmp_path, good_run, capsys):
+    run = copy_run(good_run, tmp_path)
+    _record_plugins(run, [".x"])
+    before = snapshot(run)
+    assert main(["evaluate", str(run), "--num-samples", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'.x' is not an absolute module name" in err, err
+    assert snapshot(run) == before
+
+
+BROKEN = {
+    "runtime": ("raise RuntimeError('boom')\n", "RuntimeError: boom"),
+    "syntax": ("def f(:\n    pass\n", "SyntaxError"),
+    "zero": ("x = 1 / 0\n", "ZeroDivisionError: division by zero"),
+    "exit": ("import sys; sys.exit(3)\n", "SystemExit: 3"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_plugin_that_raises_is_one_line_naming_it(case, debug, tmp_path, good_run, monkeypatch, capsys):
+    source, words = BROKEN[case]
+    name = f"test_broken_plugin_{case}"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(plugins.DEBUG_ENV, "1" if debug else "0")
+    assert main(["sample", str(good_run), "--import", name]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert f"plugin module {name!r}" in err[-1] and words in err[-1] and "failed while being imported" in err[-1]
+    assert str(tmp_path / f"{name}.py") in err[-1]
+    assert (len(err) > 1 and "Traceback" in err[0]) if debug else len(err) == 1
+
+
+def test_a_plugin_whose_dependency_is_missing_names_the_dependency(tmp_path, good_run, monkeypatch, capsys):
+    (tmp_path / "test_plugin_needs_dep.py").write_text("import test_dependency_that_is_not_installed\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["sample", str(good_run), "--import", "test_plugin_needs_dep"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "'test_plugin_needs_dep'" in err and "imports 'test_dependency_that_is_not_installed'" in err
+    assert "install it" in err and "PYTHONPATH" not in err
+
+
+@pytest.mark.parametrize("source, words", [
+    ("from pyro_gmvae import register_network\nregister_network('toy', (8,))\n", "a network named 'toy'"),
+    ("from pyro_gmvae import register_prior\nfrom pyro_gmvae.models import StandardNormalPrior\n"
+     "register_prior('mixture', StandardNormalPrior)\n", "a prior named 'mixture'"),
+])
+def test_a_plugin_cannot_replace_a_builtin(source, words, tmp_path, good_run, monkeypatch, capsys):
+    name = f"test_replacing_plugin_{abs(hash(source)) % 1000}"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    saved = [(r, r.snapshot()) for r in (registry.NETWORKS, registry.PRIORS)]
+    try:
+        assert main(["sample", str(good_run), "--import", name]) == 2
+        assert registry.NETWORKS["toy"] == saved[0][1]["toy"] and registry.PRIORS["mixture"] is saved[1][1]["mixture"]
+    finally:
+        for r, before in saved:
+            r.restore(before)
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"plugin module {name!r}" in err and words in err
+    assert "registered already" in err
+
+
+def test_a_network_registered_by_a_plain_import_is_recorded(tmp_path, monkeypatch):
+    import importlib
+
+    (tmp_path / "test_plain_network.py").write_text(
+        "from pyro_gmvae import register_network\nregister_network('test-plain-net', (7,))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, "_imported", [])
+    networks = registry.NETWORKS.snapshot()
+    try:
+        importlib.import_module("test_plain_network")  # not through --import
+        assert main(["train", "--network", "test-plain-net", "--dataset", "synthetic", "--num-datapoints", "200",
+                     "--num-clusters", "3", "--epochs", "1", "--pretrain-epochs", "0", "--out", str(tmp_path / "run"),
+                     "--no-progress", "--threads", "1"]) == 0
+    finally:
+        registry.NETWORKS.restore(networks)
+        sys.modules.pop("test_plain_network", None)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["plugins"] == ["test_plain_network"]
+
+
+@pytest.mark.parametrize("kind", ["prior", "guide", "init", "cluster_inference"])
+def test_every_register_function_works_as_a_decorator(kind):
+    from pyro_gmvae import registry
+    from pyro_gmvae.inference.cluster_inference import Exact, register_cluster_inference
+    from pyro_gmvae.inference.pretrain import register_init
+    from pyro_gmvae.models import StandardNormalPrior, register_prior
+
+    register, table, base = {
+        "prior": (register_prior, registry.PRIORS, StandardNormalPrior),
+        "guide": (register_guide, registry.GUIDES, DiagonalNormalHead),
+        "init": (register_init, registry.INIT_STRATEGIES, None),
+        "cluster_inference": (register_cluster_inference, registry.CLUSTER_INFERENCE, Exact),
+    }[kind]
+    name = f"test-decorated-{kind}"
+    if base is None:
+        def component(codes, num_clusters, seed):
+            raise AssertionError("never called")
+    else:
+        component = type("Component", (base,), {})
+    try:
+        assert register(name)(component) is component
+        assert table[name] is component
+    finally:
+        table.unregister(name)
+    assert name not in table

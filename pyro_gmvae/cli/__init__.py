@@ -13,15 +13,17 @@ One module per group: :mod:`.parser` (the flags), :mod:`.train` (``train``), :mo
 """
 
 import argparse
+import os
 import sys
 
 import torch
 
 from ..defaults import DATASET_DEFAULTS, PRESETS  # noqa: F401  (the CLI's view of the defaults)
-from ..errors import GMVAEError, check_positive
+from ..errors import ConfigError, GMVAEError, check_positive
+from ..inference.distributed import report_to_launcher
 from ..plugins import import_plugins, load_entry_points
 from ..runs import storage_error
-from .parser import DEFAULT_OUT, DESCRIPTION, EPILOG, build_parser
+from .parser import DEFAULT_OUT, DESCRIPTION, EPILOG, THREADS_PER_CORE, build_parser
 from .train import _resolve, cmd_train  # noqa: F401
 from .use import cmd_evaluate, cmd_plot, cmd_predict, cmd_sample
 
@@ -33,9 +35,23 @@ def _setup(args):
     """What every subcommand does first: torch's thread count, then the plugins."""
     if args.threads is not None:
         check_positive("--threads", args.threads, integer=True)
+        cores = os.cpu_count() or 1
+        if args.threads > THREADS_PER_CORE * cores:  # far above, OpenMP fails to create them or crashes
+            raise ConfigError(f"--threads {args.threads} is more than {THREADS_PER_CORE} per CPU core of this "
+                              f"machine ({cores} cores); pass --threads {cores} (or at most "
+                              f"{THREADS_PER_CORE * cores})")
         torch.set_num_threads(args.threads)
     load_entry_points()
     import_plugins(args.imports)
+
+
+def _refuse(command, error):
+    """The one-line error and exit status 2; a process that ``--devices N`` started hands the line to the
+    launcher, which prints each distinct one once."""
+    message = " ".join(str(error).split())  # one line, whatever the message holds
+    if not report_to_launcher(message):
+        print(f"pyro-gmvae {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def _early_imports(argv):
@@ -62,13 +78,9 @@ def main(argv=None):
         _setup(args)
         return command(args)
     except GMVAEError as e:
-        message = " ".join(str(e).split())  # one line, whatever the message holds
-        print(f"pyro-gmvae {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        return _refuse(args.command, e)
     except OSError as e:  # a write the commands did not foresee (they check the folders first)
-        message = " ".join(str(storage_error(e, e.filename or "a file")).split())
-        print(f"pyro-gmvae {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        return _refuse(args.command, storage_error(e, e.filename or "a file"))
     except KeyboardInterrupt:  # evaluate, sample, plot: nothing half written (writes are atomic)
         print(f"\npyro-gmvae {args.command}: interrupted; nothing was written", file=sys.stderr)
         return 130

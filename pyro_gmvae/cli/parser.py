@@ -26,6 +26,9 @@ EPILOG = ("A typical session: pyro-gmvae train --out runs/digits; pyro-gmvae eva
           "pyro-gmvae predict runs/digits --data new.npy --out labels.csv. "
           "Each subcommand's --help lists its flags and their defaults.")
 
+#: ``--threads`` is refused above this many threads per CPU core (tens of thousands crash OpenMP).
+THREADS_PER_CORE = 4
+
 #: Where ``train`` writes without ``--out``.
 DEFAULT_OUT = "runs/latest"
 
@@ -64,7 +67,7 @@ def _common_flags():
                              "commands import it again")
     common.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads for torch (torch.set_num_threads; default: torch's choice, "
-                             "usually one per core)")
+                             f"usually one per core; at most {THREADS_PER_CORE} per core)")
     return common
 
 
@@ -160,12 +163,15 @@ def build_parser():
                    help="continue RUN_DIR (or --out) from its last checkpoint, with its config.json; "
                         "only --epochs and --device may change")
     t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (the phase lines stay, when stderr is a terminal)")
     t.add_argument("--devices", type=int, metavar="N",
                    help="train data-parallel in N processes on this machine (DistributedDataParallel started "
                         "with torchrun: N GPUs with --device cuda, N CPU processes otherwise); the results are "
                         "those of one process up to float rounding and Monte Carlo noise (default 1). Under "
-                        "torchrun, leave it out")
+                        "torchrun, leave it out. At most one process per GPU or CPU core unless --force-devices")
+    t.add_argument("--force-devices", action="store_true",
+                   help="start the --devices N processes even if N is above the number of GPUs or CPU cores")
 
     e = sub.add_parser("evaluate", help="ELBO, importance-weighted log-likelihood with PSIS diagnostics, "
                                         "clustering scores; prints JSON and writes RUN_DIR/eval.json",
@@ -186,6 +192,8 @@ def build_parser():
     e.add_argument("--batch-size", type=int, default=_keyword(evaluate_run, "batch_size"),
                    help="datapoints per batch (default %(default)s)")
     _add_data_flags(e, with_dataset=False)
+    e.add_argument("--no-save", action="store_true", help="print the JSON only, do not write RUN_DIR/eval.json "
+                                                          "(a run folder one cannot or should not write)")
 
     s = sub.add_parser("sample", help="decode prior samples, one row per cluster, into a PNG", parents=[common])
     s.add_argument("run_dir")
@@ -207,5 +215,7 @@ def build_parser():
     pr.add_argument("--out", help="CSV file (default RUN_DIR/labels.csv): columns cluster and, with --proba, "
                                   "p0..pK-1")
     pr.add_argument("--proba", action="store_true", help="also write p(cluster = k | x) for every k")
+    pr.add_argument("--overwrite", action="store_true", help="replace --out if it exists (a file of one's own, "
+                                                             "never the run's files or --data)")
     pr.add_argument("--device", default="cpu", help="default %(default)s")
     return parser

@@ -7,13 +7,17 @@ import json
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
+
+import torch
 
 from ..config import ModelConfig, TrainConfig
 from ..data import load_data
 from ..defaults import DATA_FIELDS, MODEL_FIELDS, TRAIN_FIELDS, resolve
 from ..errors import ConfigError, GMVAEError, check_positive
-from ..inference.distributed import launch, launched_by_torchrun, process_group
+from ..inference.distributed import (World, end_process, launch, launched_by_torchrun, launched_by_us, peer_lost,
+                                     process_group)
 from ..registry import PRIORS
 from ..runs import (CHECKPOINT, CONFIG, RESUMABLE_CHANGES, check_device, load_checkpoint, prepare_run_dir, read_config,
                     read_metrics, sigint_ignored, train_run)
@@ -48,19 +52,50 @@ def _resolve(args):
 
 def cmd_train(args):
     out = _run_dir(args)
+    started = time.time()
+    if launched_by_us():  # the summary's wall time counts from the launcher's start
+        try:
+            started = float(os.environ.get(STARTED_ENV, started))
+        except ValueError:
+            pass
+    if args.force_devices and (args.devices or 1) == 1:
+        raise ConfigError("--force-devices goes with --devices N above the number of cores or GPUs; drop it")
     if args.devices is not None:
-        code = _launch(args)
+        code = _launch(args, out, started)
         if code is not None:
             return code
+    world = None
     try:
         with process_group(_train_device(args, out)) as world:
             if not world.is_main:  # rank 0 reports; the others train quietly
-                args.no_progress = True
-            return _train(args, out, world)
+                args.no_progress, args.quiet = True, True
+            return _train(args, out, world, started=started)
     except KeyboardInterrupt:
         with sigint_ignored():  # a second Ctrl-C must not cut the report short with a traceback
-            _report_interrupt(out)
+            if world is None or (world.is_main and not launched_by_us()):  # else the launcher reports
+                _report_stop(out, _resume_command(out, world, devices=None if world else args.devices))
+            if world is not None and world.distributed:
+                end_process(130)
         return 130
+    except RuntimeError as e:  # under torchrun: another process stopped (killed, out of memory)
+        if world is None or not world.distributed or not peer_lost(e):
+            raise
+        with sigint_ignored():
+            if not launched_by_us():
+                _report_stop(out, _resume_command(out, world), f"pyro-gmvae train: error: process {world.rank} of "
+                                                               f"{world.size} lost the others (one of them stopped)")
+            end_process(1)
+
+
+def _resume_command(out, world=None, devices=None):
+    """The command that continues ``out`` in as many processes as trained it."""
+    run = shlex.quote(str(out))
+    size = devices or (world.size if world is not None else 1)
+    if size == 1:
+        return f"pyro-gmvae train --resume {run}"
+    if world is not None and world.distributed and not launched_by_us():  # started by torchrun itself
+        return f"torchrun --nproc-per-node {size} -m pyro_gmvae train --resume {run}"
+    return f"pyro-gmvae train --devices {size} --resume {run}"
 
 
 #: The data sets each data flag applies to.
@@ -84,24 +119,30 @@ def _check_flags_apply(args, data_kw, model_config=None):
                               f"{model_config.prior_name!r}); drop it, or choose a model that has it")
 
 
-def _report_interrupt(out):
-    resume = f"pyro-gmvae train --resume {shlex.quote(str(out))}"
+def _report_stop(out, resume, what="interrupted"):
+    """One line on stderr: why the run stopped, what is saved, and the command that continues it."""
+    if what == "interrupted":  # after the terminal's ^C
+        what = "\ninterrupted"
     if (out / CHECKPOINT).exists():
         try:
             epoch = load_checkpoint(out)["epoch"]
         except GMVAEError:  # cannot happen with atomic writes; say so rather than crash
-            print(f"\ninterrupted; {out / CHECKPOINT} cannot be read", file=sys.stderr)
+            print(f"{what}; {out / CHECKPOINT} cannot be read", file=sys.stderr)
             return
-        print(f"\ninterrupted; the checkpoint of epoch {epoch} is saved in {out}. Resume with: {resume}",
-              file=sys.stderr)
+        print(f"{what}; the checkpoint of epoch {epoch} is saved in {out}. Resume with: {resume}", file=sys.stderr)
     elif (out / CONFIG).exists():
-        print(f"\ninterrupted before the first checkpoint; start the run over with: {resume}", file=sys.stderr)
+        print(f"{what} before the first checkpoint; start the run over with: {resume}", file=sys.stderr)
     else:
-        print("\ninterrupted before training started; nothing was written", file=sys.stderr)
+        print(f"{what} before training started; nothing was written", file=sys.stderr)
 
 
-def _launch(args):
-    """``--devices N``: start N processes with torchrun (returns their exit status), or None to train here."""
+#: When the ``--devices N`` launcher started (its processes' summary counts the wall time from then).
+STARTED_ENV = "PYRO_GMVAE_STARTED"
+
+
+def _launch(args, out, started):
+    """``--devices N``: check the run as its N processes would, start them with torchrun and report for
+    them (returns the exit status), or None to train in this process."""
     check_positive("--devices", args.devices, integer=True)
     if launched_by_torchrun():
         if args.devices != int(os.environ["WORLD_SIZE"]):
@@ -110,15 +151,45 @@ def _launch(args):
         return None
     if args.devices == 1:
         return None
+    _check_devices(args, out)
+    _train(args, out, plan=World(0, args.devices))  # every refusal that needs no process, once, here
     argv, skip = [], False
     for arg in args.argv:
         if skip:
             skip = False
         elif arg == "--devices":
             skip = True
-        elif not arg.startswith("--devices="):
+        elif not arg.startswith("--devices=") and arg != "--force-devices":
             argv.append(arg)
-    return launch(args.devices, argv)
+    os.environ[STARTED_ENV] = repr(started)
+    try:
+        result = launch(args.devices, argv)
+    finally:
+        os.environ.pop(STARTED_ENV, None)
+    if result.errors:
+        for message in result.errors:
+            print(f"pyro-gmvae train: error: {' '.join(message.split())}", file=sys.stderr)
+        return 2
+    if result.code:
+        with sigint_ignored():
+            resume = _resume_command(out, devices=args.devices)
+            _report_stop(out, resume, "interrupted" if result.code >= 128 else f"pyro-gmvae train: error: "
+                                                                               f"{result.stopped}")
+    return result.code
+
+
+def _check_devices(args, out):
+    """Refuse more processes than this machine has GPUs (--device cuda) or CPU cores, unless forced."""
+    device = _train_device(args, out)
+    check_device(device)  # no GPU at all: say so, rather than "0 GPUs"
+    if torch.device(device).type == "cuda":
+        available, what = torch.cuda.device_count(), "GPU"
+    else:
+        available, what = os.cpu_count() or 1, "CPU core"
+    what += "" if available == 1 else "s"
+    if args.devices > available and not args.force_devices:
+        raise ConfigError(f"--devices {args.devices} but this machine has {available} {what}; pass --devices "
+                          f"{available} or fewer, or add --force-devices to start {args.devices} processes anyway")
 
 
 def _train_device(args, out):
@@ -133,7 +204,8 @@ def _train_device(args, out):
     return "cpu"
 
 
-def _train(args, out, world=None):
+def _train(args, out, world=None, *, plan=None, started=None):
+    """Train into ``out``; with ``plan`` (the processes about to be started) only check, as they would."""
     resume = args.resume is not None
     if not resume or args.overwrite:  # the folder first, before the data load (resume reads it first)
         prepare_run_dir(out, resume=resume, overwrite=args.overwrite)
@@ -143,14 +215,16 @@ def _train(args, out, world=None):
         overrides = {k: getattr(args, k) for k in RESUMABLE_CHANGES if getattr(args, k) is not None}
         train_config = TrainConfig(**{**train_config.to_dict(), **overrides})
         check_device(train_config.device)
-        _phase(args, f"loading the data: {_describe(data_spec)}")
+        if plan is None:  # the processes say it
+            _phase(args, f"loading the data: {_describe(data_spec)}")
         dataset = load_data(data_spec, train_config.device)
     else:
         model_kw, train_kw, data_kw = _resolve(args)
         TrainConfig(**train_kw)  # validate the flags before loading any data
         check_device(train_kw.get("device", "cpu"))
         _check_flags_apply(args, data_kw)
-        _phase(args, f"loading the data: {_describe(data_kw)}")
+        if plan is None:
+            _phase(args, f"loading the data: {_describe(data_kw)}")
         dataset = load_data(data_kw, train_kw.get("device", "cpu"), download=args.download)
         model_kw.setdefault("likelihood", dataset.likelihood)
         model_kw.setdefault("num_clusters", dataset.num_classes or 10)
@@ -160,19 +234,41 @@ def _train(args, out, world=None):
         data_spec = data_kw
     trainer = train_run(model_config, train_config, dataset, out, data_spec=data_spec,
                         resume=resume, overwrite=args.overwrite, pretrained=args.pretrained,
-                        progress=not args.no_progress)
-    if world is not None and not world.is_main:
+                        progress=not args.no_progress, phases=_phases_shown(args), plan=plan)
+    if plan is not None or (world is not None and not world.is_main):
         return 0
-    last = read_metrics(out)[-1:] or [{}]
-    print(json.dumps({"run_dir": str(out), "epoch": trainer.epoch, **last[0]}))
-    _next_steps(out)
+    _next_steps(out, clustered=bool(trainer.model.cluster_sites))
+    print(_summary(out, trainer, model_config, train_config, time.time() - (started or time.time())),
+          flush=True)
     return 0
 
 
+def _summary(out, trainer, model_config, train_config, seconds):
+    """The one line a run ends on (its numbers stay in metrics.jsonl)."""
+    last = (read_metrics(out)[-1:] or [{}])[0]
+    parts = [f"{model_config.model}, epoch {trainer.epoch} of {train_config.epochs}"]
+    scores = [f"{name} {last[key]:.3f}" for name, key in (("acc", "acc"), ("NMI", "nmi"), ("ARI", "ari"))
+              if isinstance(last.get(key), (int, float))]
+    if scores:
+        parts.append(", ".join(scores))
+    elif isinstance(last.get("elbo"), (int, float)):
+        parts.append(f"ELBO {last['elbo']:.2f} nats")
+    if isinstance(last.get("num_used_clusters"), int):
+        parts.append(f"{last['num_used_clusters']} of {model_config.num_clusters} clusters used")
+    minutes, rest = divmod(round(seconds), 60)
+    parts.append(f"{minutes} min {rest} s" if minutes else f"{seconds:.1f} s")
+    return f"pyro-gmvae: trained {out}: " + "; ".join(parts)
+
+
+def _phases_shown(args):
+    """The phase lines go to a terminal (--no-progress hides only the bars); a redirected stderr, where an
+    error must stay one line, gets none, nor do the processes other than rank 0."""
+    return sys.stderr.isatty() and not getattr(args, "quiet", False)
+
+
 def _phase(args, message):
-    """One line per phase of a command on stderr (stdout carries the JSON result), for a person at a
-    terminal: --no-progress or a redirected stderr silences it, so that an error stays one line."""
-    if not getattr(args, "no_progress", False) and sys.stderr.isatty():
+    """One line per phase of a command on stderr (stdout carries the summary), see :func:`_phases_shown`."""
+    if _phases_shown(args):
         print(f"pyro-gmvae: {message}", file=sys.stderr, flush=True)
 
 
@@ -180,12 +276,14 @@ def _describe(data_spec):
     return ", ".join(f"{k}={v}" for k, v in data_spec.items() if k != "fingerprint") or "digits"
 
 
-def _next_steps(out):
-    """Where the files are and what to run next."""
+def _next_steps(out, clustered=True):
+    """Where the files are and what to run next (sample and predict need clusters: not for a plain VAE)."""
     run = shlex.quote(str(out))
     files = ", ".join(p.name for p in sorted(Path(out).iterdir()) if not p.name.startswith("."))
-    print(f"pyro-gmvae: the run is in {out}/ ({files})\n"
-          f"next: pyro-gmvae evaluate {run}    # log-likelihood, k-hat, clustering scores\n"
-          f"      pyro-gmvae sample {run}      # decoded samples per cluster -> {out}/samples.png\n"
-          f"      pyro-gmvae plot {run}        # curves.png and latent.png\n"
-          f"      pyro-gmvae predict {run} --data FILE.npy --out labels.csv", file=sys.stderr)
+    steps = [f"pyro-gmvae evaluate {run}    # log-likelihood, k-hat, clustering scores"]
+    if clustered:
+        steps.append(f"pyro-gmvae sample {run}      # decoded samples per cluster -> {out}/samples.png")
+    steps.append(f"pyro-gmvae plot {run}        # curves.png and latent.png")
+    if clustered:
+        steps.append(f"pyro-gmvae predict {run} --data FILE.npy --out labels.csv")
+    print(f"pyro-gmvae: the run is in {out}/ ({files})\nnext: " + "\n      ".join(steps), file=sys.stderr)

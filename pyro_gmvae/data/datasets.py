@@ -53,8 +53,10 @@ def _as_tensor(x, what="x"):
     if isinstance(x, torch.Tensor):
         return x
     if isinstance(x, np.ndarray):
-        try:
-            return torch.from_numpy(np.ascontiguousarray(x))
+        if x.dtype.kind in "biufc" and not x.dtype.isnative:  # a big-endian array: torch reads native only
+            x = x.astype(x.dtype.newbyteorder("="))
+        try:  # a 0-d array stays 0-d (np.ascontiguousarray would make it (1,)), so messages give its shape
+            return torch.from_numpy(x if x.flags.c_contiguous else np.ascontiguousarray(x))
         except TypeError:
             raise DataError(
                 f"{what} has numpy dtype {x.dtype}, which is not numeric; convert it to a float array"
@@ -83,9 +85,16 @@ def validate_data(x, *, likelihood=None) -> None:
             f"x must be 2-D (N, D) after flattening images, got shape {tuple(t.shape)}; reshape it with {fix}"
         )
     if t.is_floating_point():
-        bad = int((~torch.isfinite(t)).sum())
+        finite = torch.isfinite(t)
+        bad = int((~finite).sum())
         if bad:
             raise DataError(f"x contains {bad} NaN/Inf values; remove or impute them")
+        if t.dtype == torch.float64 and torch.get_default_dtype() == torch.float32:  # the model's dtype
+            big = int((t.abs() > torch.finfo(torch.float32).max).sum())
+            if big:
+                top = torch.finfo(torch.float32).max
+                raise DataError(f"x has {big} values out of float32 range (|x| > {top:.3g}), "
+                                "which the float32 model turns into infinities; rescale the data")
     if likelihood in ("bernoulli", "continuous-bernoulli"):
         lo, hi = float(t.min()), float(t.max())
         if lo < 0 or hi > 1:

@@ -162,12 +162,37 @@ def _load_svhn(data_dir, split, download):
     return np.concatenate(images), np.concatenate(labels)
 
 
-def _load_file(data_path):
+def _native(a):
+    """``a`` in the machine's byte order (torch reads no other; a big-endian .npy is converted)."""
+    if a is not None and not a.dtype.isnative:
+        return a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
+_NPY_MAGIC, _ZIP_MAGIC = b"\x93NUMPY", b"PK"
+
+
+def load_file_arrays(data_path, *, labels=True, flag="--data-path"):
+    """``(x, y)`` numpy arrays of a ``.npy`` (``y`` None) or ``.npz`` (``x``, optional ``y``; read only with
+    ``labels``) file, in the machine's byte order; ``flag`` names the option in messages."""
     if data_path is None:
         raise DataError("dataset 'file' needs data_path; pass data_path= (CLI --data-path) to a .npy or .npz file")
     path = Path(data_path).expanduser()
+    if path.is_dir():
+        raise DataError(f"{flag} {data_path} is a folder; pass the path of a .npy or .npz file")
+    if path.exists() and not path.is_file():
+        raise DataError(f"{flag} {data_path} is not a regular file (a FIFO, a device...); pass a .npy or .npz file")
     if not path.is_file():
-        raise DataError(f"--data-path {data_path} does not exist; pass the path of a .npy or .npz file")
+        raise DataError(f"{flag} {data_path} does not exist; pass the path of a .npy or .npz file")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as exc:
+        raise DataError(f"cannot read {flag} {path} ({exc.strerror}); make it readable") from None
+    if not magic.startswith((_NPY_MAGIC, _ZIP_MAGIC)):
+        kind = "text (a CSV?)" if magic and all(32 <= b < 127 or b in (9, 10, 13) for b in magic) else "another format"
+        raise DataError(f"{path} is not a .npy or .npz file (it holds {kind}); convert it, e.g. with "
+                        "np.save('data.npy', np.loadtxt(FILE, delimiter=',', dtype=np.float32))")
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - numpy raises many types for a bad file
@@ -176,7 +201,7 @@ def _load_file(data_path):
             "save it with np.save / np.savez (numeric arrays, no pickles)"
         ) from None
     if isinstance(loaded, np.ndarray):
-        return loaded, None
+        return _native(loaded), None
     with loaded:
         keys = list(loaded.files)
         if "x" not in keys:
@@ -186,13 +211,13 @@ def _load_file(data_path):
             )
         try:
             x = loaded["x"]
-            y = loaded["y"] if "y" in keys else None
+            y = loaded["y"] if labels and "y" in keys else None
         except Exception as exc:  # noqa: BLE001 - an object array (pickles refused), a corrupt member
             raise DataError(
                 f"could not read the arrays of {path} ({exc}); save numeric arrays with "
                 "np.savez(path, x=data.astype(np.float32), y=labels)"
             ) from None
-    return x, y
+    return _native(x), _native(y)
 
 
 def _subsample_index(n, num_datapoints, seed):
@@ -265,7 +290,7 @@ def _svhn(data_dir, split, download, **unused):
 
 @_loader("file")
 def _file(data_path, **unused):
-    x, y = _load_file(data_path)
+    x, y = load_file_arrays(data_path)
     image_shape = _image_shape_of(x.shape) if x.ndim > 2 else None
     if x.ndim > 2:
         x = x.reshape(x.shape[0], -1)
@@ -340,4 +365,9 @@ def load_data(data_kw, device="cpu", download=False):
             raise ConfigError(f"the data setting {key} must be a string, got {kw[key]!r}; fix the data section "
                               "of config.json")
     name = kw.pop("dataset", "digits")
+    if name not in DATASETS and "fingerprint" in data_kw:  # a run fitted in Python on arrays it does not store
+        raise DataError(f"the run was fitted in Python on in-memory data ({name!r}), which its folder does not hold, "
+                        "so the command line cannot load them (to resume, evaluate or plot it); use the run in Python "
+                        "(GMVAEClusterer.load(RUN).score(X), .fit(X) to train again), or train from the command line "
+                        "on a file with --dataset file --data-path FILE")
     return load_dataset(name, device=device, download=download, **kw)

@@ -19,8 +19,8 @@ from ..data.binarize import binarize_static, check_binarizable
 from ..data.datasets import check_num_features
 from ..errors import ConfigError, check_positive
 from ..models.decoders import is_normalised
-from ..runs import (check_writable, data_fingerprint, describe_fingerprint, finite_or_none, load_run, load_run_data,
-                    memory_bytes, saved_fingerprint, write_json)
+from ..runs import (check_writable, checkpoint_source, data_fingerprint, describe_fingerprint, finite_or_none,
+                    load_run, load_run_data, memory_bytes, same_data, saved_fingerprint, write_json)
 from .ais import bdmc as run_bdmc
 from .estimators import COUNTS, check_estimator, default_count, estimate_log_likelihood
 from .marginal import KHAT_THRESHOLD, elbo_per_datapoint, reliability_note
@@ -60,7 +60,7 @@ def _counts(estimator, given, bdmc=None):
 
 @torch.no_grad()
 def evaluate_run(run_dir, num_samples=None, split=None, device="cpu", batch_size=500, *, seed=0, progress=False,
-                 estimator="is", num_steps=None, num_chains=None, bdmc=None):
+                 estimator="is", num_steps=None, num_chains=None, bdmc=None, save=True):
     """Evaluate the checkpoint in ``run_dir`` on its data set; returns the dict written to ``eval.json``.
 
     ``estimator`` names the estimator of ``log p(x)`` (:data:`~pyro_gmvae.evaluation.estimators.ESTIMATORS`:
@@ -78,11 +78,13 @@ def evaluate_run(run_dir, num_samples=None, split=None, device="cpu", batch_size
     probability of the data, so the number is not to be compared); ``num_datapoints``, ``split``; for a model
     with clusters ``cluster_shares``, ``num_active_clusters``, ``num_used_clusters`` and ``cluster_information``
     (the same with a ``super_cluster_`` prefix for the coarse level of a hierarchy), and with labels ``acc``,
-    ``acc_many_to_one``, ``nmi``, ``ari``.
+    ``acc_many_to_one``, ``nmi``, ``ari``; ``epoch`` and ``checkpoint_sha256`` (the checkpoint it was computed
+    from).
 
     Everything that could stop it is checked before the computation: the estimator and its counts, the
     folder must be writable and one batch of log-weights must fit in memory. Data that differ from those the
-    run was trained on (same split) give a ``RuntimeWarning``; ``progress`` shows a bar over the batches.
+    run was trained on (same split) give a ``RuntimeWarning``; ``progress`` shows a bar over the batches. With
+    ``save=False`` nothing is written (and the folder need not be writable).
     """
     check_estimator(estimator)
     check_positive("batch_size", batch_size, integer=True)
@@ -91,7 +93,9 @@ def evaluate_run(run_dir, num_samples=None, split=None, device="cpu", batch_size
     counts = _counts(estimator, {"num_samples": num_samples, "num_steps": num_steps, "num_chains": num_chains},
                      bdmc)
     model, guide, model_config, train_config, data_spec = load_run(run_dir, device)
-    check_writable(run_dir, "run folder")  # before the work, which an unwritable eval.json would lose
+    if save:
+        check_writable(run_dir, "run folder")  # before the work, which an unwritable eval.json would lose
+    source = checkpoint_source(run_dir)
     data = load_run_data(run_dir, split, device)
     check_num_features(data.data_dim, model_config.data_dim, "evaluate on the data set the run was trained on")
     if "num_samples" in COUNTS[estimator]:
@@ -119,6 +123,7 @@ def evaluate_run(run_dir, num_samples=None, split=None, device="cpu", batch_size
     result.update(likelihood=model_config.likelihood, binarize=train_config.binarize,
                   normalised=is_normalised(model_config.likelihood, data.x))
     result["split"] = split or data_spec.get("split") or "all"
+    result.update(source)
     if model.cluster_sites:
         marginals = cluster_marginals(model, guide, data.x, batch_size=batch_size)
         for site in model.cluster_sites:  # coarse levels of a hierarchy get their site name as a prefix
@@ -133,7 +138,8 @@ def evaluate_run(run_dir, num_samples=None, split=None, device="cpu", batch_size
             result.update(clustering_scores(data.y, finest.argmax(-1)))
             result["acc_most_confident"] = most_confident_accuracy(data.y, finest)
     result = {k: finite_or_none(v) for k, v in result.items()}  # eval.json is strict JSON
-    write_json(Path(run_dir) / EVAL, result)
+    if save:
+        write_json(Path(run_dir) / EVAL, result)
     return result
 
 
@@ -207,7 +213,7 @@ def _check_block_memory(num_samples, batch, device):
 
 def _warn_if_other_data(run_dir, data):
     saved = saved_fingerprint(run_dir)
-    if saved is not None and data_fingerprint(data) != saved:
+    if saved is not None and not same_data(saved, data_fingerprint(data)):
         warnings.warn(f"the data differ from those the run in {run_dir} was trained on (then: {describe_fingerprint(saved)}; "
                       f"now: {describe_fingerprint(data_fingerprint(data))}); the scores describe other data. Restore the "
                       "original data files to evaluate the run on its own data", RuntimeWarning, stacklevel=3)

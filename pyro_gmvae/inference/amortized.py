@@ -69,6 +69,8 @@ def register_guide(name, cls=None, *, override=False):
     >>> GUIDES.unregister("doc-diagonal") is DocHead
     True
     """
+    if cls is None:
+        return GUIDES.register(name, override=override)
     return GUIDES.register(name, cls, override=override)
 
 

@@ -24,7 +24,11 @@ draws from its own stream, seeded by ``(seed, rank)``). Only rank 0 writes files
 1
 """
 
+import logging
 import os
+import signal
+import sys
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -118,8 +122,22 @@ def process_group(device="cpu"):
     dist.init_process_group(backend_for(device))
     try:
         yield World.current()
-    finally:
+    except BaseException as e:
+        # interrupted, or another process is gone: tearing the group down can then abort the process in
+        # gloo's threads ("terminate called..."); the process ends now anyway (see end_process)
+        if not (isinstance(e, KeyboardInterrupt) or peer_lost(e)):
+            dist.destroy_process_group()
+        raise
+    else:
         dist.destroy_process_group()
+
+
+def end_process(code):
+    """End a process of a group that was interrupted or lost a peer, without the teardown of the group
+    and of torch's threads that can then abort it with a C++ message: the files are closed already."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def global_mean(world):
@@ -150,6 +168,19 @@ def check_shards(world, num_datapoints, batch_size):
                           "batch size that leaves no smaller last batch (or a larger one), or fewer processes")
 
 
+def check_plan(world, config, num_datapoints):
+    """Raise :class:`ConfigError` unless ``world``'s processes can train ``config`` on ``num_datapoints``:
+    what the processes would refuse, checked before they start (``--devices N``)."""
+    check_jit(world, config)
+    check_shards(world, num_datapoints, config.batch_size)
+
+
+def check_jit(world, config):
+    if world.distributed and config.jit and config.free_bits > 0:
+        raise ConfigError("free bits under data-parallel training all-reduce the KL inside the objective, "
+                          "which JitTraceEnum_ELBO cannot trace; drop --jit, or train in one process")
+
+
 def wrap(objective, world, device):
     """``objective`` (an :class:`~pyro.infer.elbo.ELBOModule`) in ``DistributedDataParallel``, or as it is
     in one process. DDP broadcasts rank 0's parameters and buffers, so every rank starts from the same."""
@@ -161,15 +192,112 @@ def wrap(objective, world, device):
     return DistributedDataParallel(objective, device_ids=device_ids)
 
 
+#: Set by :func:`launch` in the processes it starts: the folder where each writes its one-line error, so
+#: that the launcher prints it once (not once per process) and the processes print nothing of their own.
+LAUNCHER_ENV = "PYRO_GMVAE_LAUNCHER_DIR"
+
+
+def launched_by_us():
+    """Whether :func:`launch` (``--devices N``) started this process: it then reports for every process."""
+    return launched_by_torchrun() and bool(os.environ.get(LAUNCHER_ENV))
+
+
+def report_to_launcher(message):
+    """Hand this process's one-line error to :func:`launch`; False outside it (print it yourself)."""
+    folder = os.environ.get(LAUNCHER_ENV)
+    if not folder or not launched_by_torchrun():
+        return False
+    try:
+        with open(os.path.join(folder, f"rank{int(os.environ['RANK'])}.txt"), "w") as f:
+            f.write(message)
+    except OSError:
+        return False
+    return True
+
+
+def peer_lost(error):
+    """Whether ``error`` (raised inside a collective call) means another process stopped: gloo's "Connection
+    reset by peer", a closed store socket, nccl's aborted communicator. Read from the text, as torch raises
+    plain RuntimeErrors for most of them."""
+    if isinstance(error, dist.DistError):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(
+        word in text for word in ("gloo", "nccl", "connection reset", "connection closed", "broken pipe"))
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What :func:`launch` saw: ``code`` 0 (all finished), 2 (refused: ``errors``, each once), 130 or 143
+    (interrupted: Ctrl-C, SIGTERM), 1 (a process stopped: ``stopped`` says which and how)."""
+
+    code: int
+    errors: tuple = ()
+    stopped: str = ""
+
+
+def _describe_exit(rank, size, exitcode):
+    if exitcode < 0:
+        try:
+            how = f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            how = f"was killed by signal {-exitcode}"
+    else:
+        how = f"stopped with exit code {exitcode}"
+    return f"process {rank} of {size} {how}"
+
+
 def launch(num_devices, argv):
     """Run ``python -m pyro_gmvae *argv`` in ``num_devices`` processes on this node, as
     ``torchrun --standalone --nproc-per-node N -m pyro_gmvae *argv`` does (torchrun's launcher, in this
-    process); returns the exit status: 0, or 1 when a process failed (its error is on stderr)."""
+    process); returns a :class:`Launch`.
+
+    torchrun starts each process in a session of its own, so Ctrl-C reaches this launcher alone, which
+    forwards one SIGINT to each process. torchrun's own log lines (its notices of signals and failures)
+    are silenced: this launcher reports once, for all processes."""
     from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-    try:
-        torchrun.main(["--standalone", f"--nproc-per-node={num_devices}", "-m", "pyro_gmvae", *argv])
-    except ChildFailedError:
-        return 1
-    return 0
+    previous = os.environ.get(LAUNCHER_ENV)
+    with tempfile.TemporaryDirectory(prefix="pyro-gmvae-launch-") as folder:
+        os.environ[LAUNCHER_ENV] = folder
+        logging.disable(logging.CRITICAL)
+        try:
+            torchrun.main(["--standalone", f"--nproc-per-node={num_devices}", "-m", "pyro_gmvae", *argv])
+        except SignalException as e:
+            return Launch(128 + int(e.sigval))
+        except ChildFailedError as e:
+            return _failed(e.failures, num_devices, folder)
+        finally:
+            logging.disable(logging.NOTSET)
+            if previous is None:
+                os.environ.pop(LAUNCHER_ENV, None)
+            else:
+                os.environ[LAUNCHER_ENV] = previous
+    return Launch(0)
+
+
+def _failed(failures, size, folder):
+    """The :class:`Launch` of a run in which some processes failed (``failures``: rank -> ProcessFailure)."""
+    errors = []
+    for rank in sorted(failures):
+        try:
+            with open(os.path.join(folder, f"rank{rank}.txt")) as f:
+                message = f.read().strip()
+        except OSError:
+            continue
+        if message and message not in errors:
+            errors.append(message)
+    if errors:
+        return Launch(2, tuple(errors))
+    codes = {rank: failure.exitcode for rank, failure in sorted(failures.items())}
+    if 130 in codes.values():  # a process was interrupted (SIGINT sent to it): it saved and stopped
+        return Launch(130)
+    # the process that stopped first: killed by a signal other than the launcher's SIGTERM to the others,
+    # then one that failed on its own (the others fail with 1 on losing it), then any
+    for wanted in (lambda c: c < 0 and c != -signal.SIGTERM, lambda c: c not in (1, -signal.SIGTERM), lambda c: True):
+        ranks = [rank for rank, code in codes.items() if wanted(code)]
+        if ranks:
+            return Launch(1, stopped=_describe_exit(ranks[0], size, codes[ranks[0]]))
+    return Launch(1, stopped="a process failed")

@@ -16,13 +16,13 @@ import torch
 
 from ..data import Dataset, validate_data
 from ..data.binarize import binarize_epoch, binarize_static, check_binarizable
-from ..errors import ConfigError, DataError, TrainingError
+from ..errors import DataError, TrainingError
 from ..evaluation.metrics import (active_clusters, cluster_information, clustering_scores, most_confident_accuracy,
                                   used_clusters)
 from ..evaluation.responsibilities import cluster_marginals
 from ..nn import use_autocast
 from .cluster_inference import make_cluster_inference
-from .distributed import World, check_shards, global_mean, wrap
+from .distributed import World, check_jit, check_shards, global_mean, wrap
 from .free_bits import FreeBitsMessenger
 from .local_params import LocalParams
 from .minibatch import minibatch_epochs, permutation, progress_bar
@@ -48,15 +48,13 @@ class Trainer:
     [1, 2]
     """
 
-    def __init__(self, model, guide, config, *, pretrain_epochs=0, progress=True):
+    def __init__(self, model, guide, config, *, pretrain_epochs=0, progress=True, phases=None):
         self.model, self.guide, self.config = model, guide, config
         # PyroModules look their parameters up by name in Pyro's param store: the trainer keeps its own
         # store (module-local parameters), so an earlier model of the same names cannot take the updates.
         self.local_params = LocalParams()
         self.world = World.current()
-        if self.world.distributed and config.jit and config.free_bits > 0:
-            raise ConfigError("free bits under data-parallel training all-reduce the KL inside the objective, "
-                              "which JitTraceEnum_ELBO cannot trace; drop --jit, or train in one process")
+        check_jit(self.world, config)
         self.device = torch.device(config.device)
         self.model.to(self.device)
         self.guide.to(self.device)
@@ -65,6 +63,7 @@ class Trainer:
             use_autocast(self.guide.encoder)
         self.pretrain_epochs = config.pretrain_epochs if config.pretrain_epochs is not None else pretrain_epochs
         self.progress = progress
+        self.phases = progress if phases is None else phases  # the line per phase, apart from the bars
         self._bar = None
         self.epoch = 0
         self.pretrain_report = None
@@ -390,7 +389,7 @@ class Trainer:
 
     def _say(self, message):
         """A line per phase (pretraining, GMM fit, training) on stderr, with the progress bars."""
-        if self.progress and self.world.is_main:
+        if self.phases and self.world.is_main:
             print(f"pyro-gmvae: {message}", file=sys.stderr, flush=True)
 
     def _lr(self):
@@ -407,6 +406,7 @@ class Trainer:
             low = [text.format(f"only {n}") for n, text in counts.values() if n < k / 2]
             fine = [text.format(n) for n, text in counts.values() if n >= k / 2]
             warnings.warn(f"epoch {row['epoch']}: {' and '.join(low)}" + (f", while {fine[0]}" if fine else "")
-                          + "; the mixture is collapsing. Consider --free-bits, longer pretraining, or a lower --lr",
+                          + "; the mixture is collapsing: try free bits (free_bits= / --free-bits), longer "
+                          "pretraining (pretrain_epochs= / --pretrain-epochs) or a lower learning rate (lr= / --lr)",
                           RuntimeWarning, stacklevel=2)
 

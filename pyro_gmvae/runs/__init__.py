@@ -31,22 +31,26 @@ formats), :mod:`.folder` (the folder and its lock), :mod:`.data` (the data finge
 :mod:`.preflight` (checks before anything is written or loaded), :mod:`.train` (``train_run``, ``load_run``).
 """
 
-from .checkpoint import (CHECKPOINT, CONFIG, FORMAT, METRICS, PRETRAINED, config_record, load_checkpoint, read_config,
-                         read_metrics, rewrite_metrics, save_checkpoint, save_pretrained)
-from .data import check_data_fingerprint, data_fingerprint, describe_fingerprint, load_run_data, saved_fingerprint
+from .checkpoint import (CHECKPOINT, CONFIG, FORMAT, METRICS, PRETRAINED, checkpoint_source, config_record,
+                         load_checkpoint, read_config, read_metrics, rewrite_metrics, save_checkpoint, save_pretrained)
+from .data import check_data_fingerprint, data_fingerprint, describe_fingerprint, load_run_data, same_data, \
+    saved_fingerprint, trained_range
 from .folder import LOCK, STAGING, RunFolder, clear_run_dir, holds_run, prepare_run_dir, remove_stale_temporaries, \
     sigint_ignored
+from .lock import live_owner
 from .preflight import (RESUMABLE_CHANGES, check_compatible, check_device, check_free_bits_objective,
                         check_free_bits_site, check_model_size, check_resume_config, check_training_state, memory_bytes)
-from .storage import atomic_write_bytes, check_writable, finite_or_none, storage_error, write_json
+from .storage import atomic_write_bytes, check_writable, finite_or_none, remove_stale_temporary_files, storage_error, \
+    temporary_prefix, write_json
 from .train import load_run, train_run
 
 __all__ = [
     "CHECKPOINT", "CONFIG", "FORMAT", "LOCK", "METRICS", "PRETRAINED", "RESUMABLE_CHANGES", "STAGING", "RunFolder",
-    "atomic_write_bytes", "check_compatible", "check_data_fingerprint", "check_device", "check_free_bits_objective",
-    "check_free_bits_site", "check_model_size", "check_resume_config", "check_training_state", "check_writable",
-    "clear_run_dir", "config_record", "data_fingerprint", "describe_fingerprint", "finite_or_none", "holds_run", "load_checkpoint", "load_run",
-    "load_run_data", "memory_bytes", "prepare_run_dir", "read_config", "read_metrics", "remove_stale_temporaries",
-    "rewrite_metrics", "save_checkpoint", "save_pretrained", "saved_fingerprint", "sigint_ignored", "storage_error", "train_run",
-    "write_json",
+    "atomic_write_bytes", "live_owner", "remove_stale_temporary_files", "temporary_prefix", "check_compatible",
+    "checkpoint_source", "check_data_fingerprint", "check_device", "check_free_bits_objective", "check_free_bits_site",
+    "check_model_size", "check_resume_config", "check_training_state", "check_writable", "clear_run_dir",
+    "config_record", "data_fingerprint", "describe_fingerprint", "finite_or_none", "holds_run", "load_checkpoint",
+    "load_run", "load_run_data", "memory_bytes", "prepare_run_dir", "read_config", "read_metrics",
+    "remove_stale_temporaries", "rewrite_metrics", "same_data", "save_checkpoint", "save_pretrained",
+    "saved_fingerprint", "sigint_ignored", "storage_error", "train_run", "trained_range", "write_json",
 ]

@@ -1,6 +1,7 @@
 """The file formats of a run folder, in one place: ``config.json`` (the configs, the data, the plugins),
 ``metrics.jsonl`` (one strict JSON row per epoch), ``checkpoint.pt`` and ``pretrained.pt``."""
 
+import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -11,6 +12,7 @@ import torch
 from ..config import ModelConfig, TrainConfig
 from ..errors import CheckpointError, ConfigError
 from ..plugins import import_plugins, run_plugins
+from .lock import LOCK, live_owner
 from .storage import atomic_write_bytes, finite_or_none
 
 CONFIG, METRICS, CHECKPOINT, PRETRAINED = "config.json", "metrics.jsonl", "checkpoint.pt", "pretrained.pt"
@@ -20,6 +22,14 @@ FORMAT = "pyro-gmvae-checkpoint-1"
 #: state travels in ``checkpoint.pt`` as an array of uint32. A checkpoint is read with nothing else, so that a
 #: run folder from someone else cannot run code when it is opened (pickle would call anything it names).
 SAFE_GLOBALS = (np._core.multiarray._reconstruct, np.ndarray, np.dtype, np.dtypes.UInt32DType)
+
+
+def _check_regular(path):
+    """Refuse a run file that exists but is no regular file: reading a FIFO would wait forever, a device
+    would read garbage (a run folder from someone else may hold anything)."""
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f"{path} is not a regular file (a FIFO, a device or a folder), so it is not a run's "
+                              "file; remove it, or pass a folder written by pyro-gmvae train")
 
 
 def save_checkpoint(run_dir, state):
@@ -35,7 +45,13 @@ def load_checkpoint(path, map_location="cpu"):
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
+    _check_regular(path)
     if not path.exists():
+        owner = live_owner(path.parent) if path.name == CHECKPOINT else None
+        if owner is not None:
+            raise CheckpointError(f"the run in {path.parent} is still training (process {owner} holds its "
+                                  f"{LOCK}) and has no checkpoint yet; wait for its first epoch to end, then run "
+                                  "the command again")
         if path.name == CHECKPOINT and (path.parent / CONFIG).exists():
             raise CheckpointError(f"the run in {path.parent} was stopped before its first checkpoint; continue it "
                                   f"with pyro-gmvae train --resume {path.parent}")
@@ -61,8 +77,21 @@ def load_checkpoint(path, map_location="cpu"):
     return state
 
 
+def checkpoint_source(run_dir):
+    """``{"epoch", "checkpoint_sha256"}``: what a derived file (eval.json) was computed from, so that it can be
+    told apart from the run's current checkpoint. The epoch is the last row of ``metrics.jsonl``."""
+    digest = hashlib.sha256()
+    with open(Path(run_dir) / CHECKPOINT, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    rows = read_metrics(run_dir)
+    return {"epoch": rows[-1].get("epoch") if rows and isinstance(rows[-1], dict) else 0,
+            "checkpoint_sha256": digest.hexdigest()}
+
+
 def read_config(run_dir):
     path = Path(run_dir) / CONFIG
+    _check_regular(path)
     if not path.exists():
         raise CheckpointError(f"{run_dir} has no {CONFIG}; pass a folder written by pyro-gmvae train")
     try:
@@ -103,9 +132,10 @@ def config_record(model_config, train_config, data_spec):
 def read_metrics(run_dir, max_epoch=None):
     """The intact rows of ``metrics.jsonl`` (a torn last line is skipped), up to ``max_epoch``."""
     path = Path(run_dir) / METRICS
+    _check_regular(path)
     rows = []
     if path.exists():
-        for line in path.read_text().splitlines():
+        for line in path.read_text(errors="replace").splitlines():
             try:
                 row = json.loads(line)
             except ValueError:

@@ -11,13 +11,32 @@ from .checkpoint import read_config
 
 
 def data_fingerprint(dataset):
-    """``{"shape", "dtype", "sha256"}`` of a :class:`~pyro_gmvae.data.Dataset`: its values and labels,
+    """``{"shape", "dtype", "sha256", "range"}`` of a :class:`~pyro_gmvae.data.Dataset`: its values and labels,
     whatever the device. Recorded in config.json, so that ``--resume`` can tell other data."""
     x = dataset.x.detach().cpu().contiguous()
     digest = hashlib.sha256(x.reshape(-1).view(torch.uint8).numpy().tobytes())
     if dataset.y is not None:
         digest.update(dataset.y.detach().cpu().to(torch.int64).contiguous().numpy().tobytes())
-    return {"shape": list(x.shape), "dtype": str(x.dtype).replace("torch.", ""), "sha256": digest.hexdigest()}
+    finite = x.numel() > 0 and bool(torch.isfinite(x).all())
+    return {"shape": list(x.shape), "dtype": str(x.dtype).replace("torch.", ""), "sha256": digest.hexdigest(),
+            "range": [float(x.min()), float(x.max())] if finite else None}
+
+
+#: The keys that tell one data set from another (``range`` only describes it, and older runs lack it).
+IDENTITY = ("shape", "dtype", "sha256")
+
+
+def same_data(saved, mine):
+    """Whether two fingerprints describe the same data (shape, dtype and the SHA-256 of the values)."""
+    return all(saved.get(k) == mine.get(k) for k in IDENTITY)
+
+
+def trained_range(run_dir):
+    """``(min, max)`` of the values the run was trained on, or None (a run of an older version)."""
+    value = (saved_fingerprint(run_dir) or {}).get("range")
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return float(value[0]), float(value[1])
+    return None
 
 
 def describe_fingerprint(fingerprint):
@@ -40,7 +59,7 @@ def check_data_fingerprint(run_dir, dataset, log=print):
             "whether the data are the same cannot be checked")
         return
     mine = data_fingerprint(dataset)
-    if mine != saved:
+    if not same_data(saved, mine):
         raise CheckpointError(f"the data differ from those the run in {run_dir} was trained on (then: "
                               f"{describe_fingerprint(saved)}; now: {describe_fingerprint(mine)}); restore the original data files "
                               "and the data section of config.json, or start a new run with --out")

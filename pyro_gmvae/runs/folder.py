@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError, StorageError
 from .checkpoint import CHECKPOINT, CONFIG, METRICS, PRETRAINED, read_metrics
+from .lock import LOCK, pid_alive as _pid_alive
 from .storage import check_writable, storage_error
 
 
@@ -59,11 +60,24 @@ def prepare_run_dir(out, *, resume=False, overwrite=False):
     return out
 
 
+#: The files that the commands derive from a run's checkpoint (evaluate, sample, plot, predict's default
+#: --out): removed when the checkpoint they came from is replaced (--overwrite, or a --resume's first epoch).
+DERIVED = ("eval.json", "samples.png", "curves.png", "latent.png", "labels.csv")
+
+
+def clear_derived(out):
+    for name in DERIVED:
+        p = Path(out) / name
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+
+
 def clear_run_dir(out):
-    for name in (CONFIG, METRICS, CHECKPOINT, PRETRAINED, "eval.json", "samples.png", "curves.png", "latent.png"):
+    for name in (CONFIG, METRICS, CHECKPOINT, PRETRAINED):
         p = Path(out) / name
         if p.exists():
             p.unlink()
+    clear_derived(out)
     remove_stale_temporaries(out)
 
 
@@ -76,29 +90,8 @@ def remove_stale_temporaries(out):
 
 # -- ownership of a run folder -------------------------------------------------------------------------
 
-#: The lock file of a run folder: created atomically (O_CREAT | O_EXCL) by the process that trains into
-#: the folder, held for the whole run, and holding that process's pid and host.
-LOCK = "run.lock"
 #: Where ``--overwrite`` trains until the new run has its first checkpoint (the old run stays till then).
 STAGING = ".new-run"
-
-
-def _pid_alive(pid):
-    if pid == os.getpid():
-        return True
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    try:  # a killed process that its parent has not reaped yet is a zombie: dead for us
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
 
 
 @contextmanager
@@ -112,6 +105,14 @@ def sigint_ignored():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _identity(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 class RunFolder:
@@ -133,10 +134,11 @@ class RunFolder:
         self.lock = self.target / LOCK
         self.staging = None
         self._fresh, self._before, self._created, self._record = False, set(), [], None
+        self._checkpoint = None  # (inode, size, mtime) of the checkpoint a --resume starts from
 
     def __enter__(self):
         part = self.target
-        while not (part.exists() or part.is_symlink()) and part != part.parent:
+        while not os.path.lexists(part) and part != part.parent:
             self._created.append(part)
             part = part.parent
         try:
@@ -165,7 +167,11 @@ class RunFolder:
         raise ConfigError(f"{self.lock} keeps coming back; another process is claiming {self.target}: wait for "
                           "it, or choose another --out")
 
-    def _check_owner(self):
+    def _check_owner(self, take_over=True):
+        """Raise while a live process holds the lock; a stale lock is removed (``take_over``) or left."""
+        if self.lock.is_symlink():  # pyro-gmvae writes a plain file; a link is someone else's, left alone
+            raise ConfigError(f"{self.lock} is a symbolic link, which pyro-gmvae never writes; delete it "
+                              f"(rm {self.lock}) if no run trains into {self.target}, then run the command again")
         try:
             raw, age = self.lock.read_text(), time.time() - self.lock.stat().st_mtime
         except FileNotFoundError:  # released meanwhile
@@ -177,9 +183,10 @@ class RunFolder:
             if age < 10:  # its owner is between creating and writing it
                 raise ConfigError(f"{self.target} is being claimed by another process (its {LOCK} is being "
                                   "written); wait for that run, or choose another --out") from None
-            self.log(f"note: {self.lock} is unreadable and {age:.0f} s old (its owner was killed while "
-                     "creating it); taking the folder over")
-            self.lock.unlink(missing_ok=True)
+            if take_over:
+                self.log(f"note: {self.lock} is unreadable and {age:.0f} s old (its owner was killed while "
+                         "creating it); taking the folder over")
+                self.lock.unlink(missing_ok=True)
             return
         if host != socket.gethostname():
             raise ConfigError(f"{self.target} is in use by pid {pid} on host {host} (see {self.lock}); wait for "
@@ -189,9 +196,10 @@ class RunFolder:
             raise ConfigError(f"{self.target} is in use: process {pid} is training into it (see {self.lock}); "
                               f"wait for it to finish, or choose another --out (if process {pid} is no pyro-gmvae "
                               f"run, its pid was reused: delete {self.lock})")
-        self.log(f"note: {self.lock} was left by process {pid}, which no longer runs (it was killed); "
-                 "taking the folder over")
-        self.lock.unlink(missing_ok=True)
+        if take_over:
+            self.log(f"note: {self.lock} was left by process {pid}, which no longer runs (it was killed); "
+                     "taking the folder over")
+            self.lock.unlink(missing_ok=True)
 
     def start(self):
         """Check the folder again, now as its owner (another process may have finished a run in it since
@@ -200,6 +208,7 @@ class RunFolder:
         if (self.target / STAGING).exists():  # left by an --overwrite that was killed before its first checkpoint
             shutil.rmtree(self.target / STAGING, ignore_errors=True)
         if self.resume:
+            self._checkpoint = _identity(self.target / CHECKPOINT)
             return self.work
         if self.overwrite and holds_run(self.target):
             self.staging = self.target / STAGING
@@ -216,6 +225,9 @@ class RunFolder:
         """The new run has a good checkpoint: an overwritten run is replaced now. Returns the folder to
         write into from now on."""
         if self.staging is None:
+            if self.resume and self._checkpoint is not None and _identity(self.target / CHECKPOINT) != self._checkpoint:
+                clear_derived(self.target)  # the checkpoint they came from is replaced
+                self._checkpoint = None
             return self.work
         target, staging = self.target, self.staging
         with sigint_ignored():
@@ -264,7 +276,15 @@ class RunFolder:
 
     def _remove_created(self):
         for folder in self._created:  # deepest first; stop at the first that is not empty
+            if not os.path.lexists(folder):  # never made (a name too long for the file system): its parents were
+                continue
             try:
                 folder.rmdir()
             except OSError:
                 break
+
+
+def check_not_in_use(out):
+    """Raise :class:`ConfigError` while a live process trains into ``out`` (its lock); nothing is changed."""
+    if (Path(out) / LOCK).is_file():
+        RunFolder(out)._check_owner(take_over=False)

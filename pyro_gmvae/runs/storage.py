@@ -3,10 +3,12 @@ any moment leaves the old file or the new one, never a torn one; an ``OSError`` 
 :class:`~pyro_gmvae.errors.StorageError` that names the fix."""
 
 import errno
+import glob
 import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from ..errors import ConfigError, StorageError
@@ -33,6 +35,26 @@ def _umask():
     return mask
 
 
+def temporary_prefix(path):
+    """``.NAME.``, the start of the temporary file that :func:`atomic_write_bytes` writes beside ``path``: the
+    name is cut to 200 bytes so that, with the 8 random characters and ``.tmp`` mkstemp adds, it stays within
+    the 255 bytes a file name may have."""
+    return "." + os.fsdecode(os.fsencode(Path(path).name)[:200]) + "."
+
+
+def remove_stale_temporary_files(path, min_age=300):
+    """Delete the temporary files of earlier writes of ``path`` that a killed process left (older than
+    ``min_age`` seconds: a write in progress elsewhere lasts far less, its bytes being ready before it starts)."""
+    path = Path(path)
+    now = time.time()
+    for tmp in path.parent.glob(glob.escape(temporary_prefix(path)) + "*.tmp"):
+        try:
+            if tmp.is_file() and not tmp.is_symlink() and now - tmp.stat().st_mtime > min_age:
+                tmp.unlink()
+        except OSError:
+            pass
+
+
 def atomic_write_bytes(path, write):
     """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync it, and rename it over ``path``.
 
@@ -42,7 +64,7 @@ def atomic_write_bytes(path, write):
     path = Path(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o666 & ~_umask())
             write(f)

@@ -7,27 +7,32 @@ import pyro
 from ..config import ModelConfig, TrainConfig
 from ..data import Dataset
 from ..errors import ConfigError, DataError
+from ..inference.distributed import check_plan
 from ..inference.training import Trainer, check_world_size
 from ..models import MODELS, build
 from .checkpoint import CHECKPOINT, CONFIG, config_record, load_checkpoint, PRETRAINED, read_config, read_metrics, \
     rewrite_metrics, save_checkpoint, save_pretrained
 from .data import check_data_fingerprint, data_fingerprint
-from .folder import RunFolder, clear_run_dir, prepare_run_dir, remove_stale_temporaries
+from .folder import RunFolder, check_not_in_use, clear_run_dir, prepare_run_dir, remove_stale_temporaries
 from .preflight import check_compatible, check_device, check_free_bits_objective, \
     check_free_bits_site, check_model_size, check_resume_config, check_training_state
 from .storage import write_json
 
 
 def train_run(model_config, train_config, dataset, out, *, data_spec=None, resume=False, overwrite=False,
-              pretrained=None, progress=True, log=print):
+              pretrained=None, progress=True, phases=None, log=print, plan=None):
     """Train into the run folder ``out`` (see the module docstring); returns the :class:`Trainer`.
 
     Everything is checked before anything is written: the configs, the data against the model,
     the device, the folder, and the checkpoints to resume from or to take pretrained weights from.
     With ``resume=True`` the configs must be those of ``out/config.json`` (``epochs`` and
-    ``device`` may change).
+    ``device`` may change). ``progress`` shows the bars, ``phases`` the line per phase (default: as
+    ``progress``). With ``plan``, the :class:`~pyro_gmvae.inference.distributed.World` of processes about
+    to be started (``--devices N``), only check what each of them would, and return None.
     """
     out = Path(out)
+    if plan is not None:  # the processes say their notes themselves
+        log = _silent
     if not isinstance(model_config, ModelConfig) or not isinstance(train_config, TrainConfig):
         raise ConfigError("train_run takes a ModelConfig and a TrainConfig; build them with "
                           "ModelConfig(...) and TrainConfig(...)")
@@ -44,7 +49,7 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     pyro.set_rng_seed(train_config.seed)  # the initial weights are part of the run's result
     model, guide = build(model_config)
     trainer = Trainer(model, guide, train_config, pretrain_epochs=MODELS[model_config.model].pretrain_epochs,
-                      progress=progress)
+                      progress=progress, phases=phases)
     trainer.check_data(dataset)  # NaN/Inf, range for Bernoulli, feature size, enough datapoints
     check_free_bits_site(model, guide, train_config)
     check_free_bits_objective(model, guide, train_config, dataset.x.cpu())
@@ -53,7 +58,7 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
         state = load_checkpoint(out)
         check_training_state(state, out)
         check_compatible(state, model, guide, out)
-        check_world_size(state, trainer.world)
+        check_world_size(state, plan or trainer.world)
         if train_config.epochs < state["epoch"]:
             raise ConfigError(f"{out} is already at epoch {state['epoch']}, past --epochs {train_config.epochs}; "
                               f"pass --epochs {state['epoch']} or more")
@@ -65,6 +70,11 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     if state is None:  # a new run (or one started over) records what it trains on
         data_spec = {**(data_spec or {"dataset": dataset.name}), "fingerprint": data_fingerprint(dataset)}
 
+    if plan is not None:
+        check_plan(plan, train_config, dataset.num_datapoints)
+        check_not_in_use(out)
+        return None
+
     # -- from here on, files are written, by the folder's owner only: rank 0 under torchrun -------------
     trainer.world.barrier()  # every rank has checked the folder before rank 0 writes into it
     if not trainer.world.is_main:
@@ -73,6 +83,10 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
         return _write_run(folder, model_config, train_config, dataset, trainer=trainer, model=model, guide=guide,
                           state=state, restart=restart, overwrite=overwrite, pre_state=pre_state,
                           pretrained=pretrained, data_spec=data_spec, log=log)
+
+
+def _silent(message):
+    pass
 
 
 def _write_run(folder, model_config, train_config, dataset, *, trainer, model, guide, state, restart, overwrite,

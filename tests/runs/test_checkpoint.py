@@ -61,3 +61,19 @@ def test_a_crafted_pretrained_file_is_refused_by_train_pretrained(tmp_path, caps
     err = capsys.readouterr().err
     assert "pretrained.pt holds more than tensors" in err and len(err.strip().splitlines()) == 1
     assert not marker.exists() and not out.exists()
+
+
+@pytest.mark.parametrize("command", [["sample", "RUN"], ["plot", "RUN"], ["predict", "RUN", "--data", "DATA"],
+                                     ["evaluate", "RUN", "--num-samples", "4", "--no-save"],
+                                     ["train", "--resume", "RUN", "--epochs", "2", "--no-progress"]])
+def test_every_command_refuses_a_crafted_checkpoint_without_running_it(command, tmp_path, capsys):
+    import numpy as np
+
+    marker = tmp_path / "marker"
+    run = _crafted_run(tmp_path / "run", CHECKPOINT, marker)
+    np.save(tmp_path / "x.npy", np.zeros((3, 2), np.float32))
+    argv = [str(run) if a == "RUN" else str(tmp_path / "x.npy") if a == "DATA" else a for a in command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds more than tensors" in err and len(err.splitlines()) == 1, err
+    assert not marker.exists()
