@@ -10,6 +10,7 @@ import inspect
 import numbers
 from dataclasses import dataclass
 
+from .data.binarize import BINARIZE
 from .defaults import MODEL_FIELDS, TRAIN_FIELDS, resolve
 from .errors import ConfigError, check_choice, check_positive
 from .registry import CLUSTER_INFERENCE, GUIDES, INIT_STRATEGIES, LIKELIHOODS, MODELS, NETWORKS, PRETRAIN_RECIPES, \
@@ -157,6 +158,9 @@ class TrainConfig(_AsDict):
     temperature_decay: float = 0.05
     device: str = "cpu"
     compute_dtype: str = "float32"  # "bfloat16": the networks under autocast (the ELBO stays float32)
+    # None, "static" (one fixed Bernoulli draw of the [0, 1] data) or "dynamic" (a fresh draw per epoch; the
+    # start and evaluation use the static one): pyro_gmvae/data/binarize.py
+    binarize: str | None = None
 
     def __post_init__(self):
         check_positive("epochs", self.epochs, strict=False, integer=True)
@@ -196,6 +200,8 @@ class TrainConfig(_AsDict):
                 raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
         check_choice("free-bits group", self.free_bits_group, FREE_BITS_GROUPS)
         check_choice("compute dtype", self.compute_dtype, COMPUTE_DTYPES)
+        if self.binarize is not None:
+            check_choice("binarize", self.binarize, BINARIZE)
 
     @classmethod
     def for_dataset(cls, dataset="digits", preset=None, **overrides):

@@ -74,7 +74,7 @@ TRAIN_FIELDS = ("epochs", "batch_size", "lr", "lr_decay", "lr_decay_every", "min
                 "num_particles", "jit", "seed", "pretrain_epochs", "pretrain_lr", "pretrain_recipe",
                 "pretrain_batch_size", "init", "init_guide_scale", "init_warmup_epochs", "free_bits", "free_bits_site",
                 "free_bits_group", "temperature_start", "temperature_end", "temperature_decay", "device",
-                "compute_dtype")
+                "compute_dtype", "binarize")
 DATA_FIELDS = ("dataset", "data_dir", "data_path", "split", "num_datapoints")
 
 

@@ -90,7 +90,7 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
                  pretrain_recipe=None, pretrain_batch_size=None, init=None, init_guide_scale=None,
                  init_warmup_epochs=None, free_bits=None, free_bits_site=None, free_bits_group=None,
                  temperature_start=None, temperature_end=None, temperature_decay=None, device=None,
-                 compute_dtype=None):
+                 compute_dtype=None, binarize=None):
         self.model, self.num_clusters, self.dataset, self.preset = model, num_clusters, dataset, preset
         self.run_dir, self.progress = run_dir, progress
         self.num_super_clusters, self.latent_dim, self.noise_dim = num_super_clusters, latent_dim, noise_dim
@@ -105,6 +105,7 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         self.free_bits_site, self.free_bits_group = free_bits_site, free_bits_group
         self.temperature_start, self.temperature_end = temperature_start, temperature_end
         self.temperature_decay, self.device, self.compute_dtype = temperature_decay, device, compute_dtype
+        self.binarize = binarize
 
     # -- fitting ------------------------------------------------------------------------------------
     def fit(self, X, y=None, *, overwrite=False, data_spec=None):

@@ -18,10 +18,20 @@ def bernoulli_log_prob(x, logits):
     return (x * logits - torch.nn.functional.softplus(logits)).sum(-1)
 
 
+def continuous_bernoulli_log_prob(x, logits):
+    """log C(lambda) + x log lambda + (1 - x) log(1 - lambda), C(lambda) = 2 artanh(1 - 2 lambda) / (1 - 2 lambda)
+    (Loaiza-Ganem and Cunningham 2019), lambda = sigmoid(logits); not for logits within ~1e-6 of 0."""
+    lam = torch.sigmoid(logits)
+    log_c = torch.log(2 * torch.atanh(1 - 2 * lam) / (1 - 2 * lam))
+    return (log_c + x * torch.log(lam) + (1 - x) * torch.log1p(-lam)).sum(-1)
+
+
 def decoder_log_prob(decoder, z, x):
     out = decoder.net(z)
     if decoder.likelihood == "bernoulli":
         return bernoulli_log_prob(x, out)
+    if decoder.likelihood == "continuous-bernoulli":
+        return continuous_bernoulli_log_prob(x, out)
     return normal_log_prob(x, out, positive(decoder.scale_raw))
 
 

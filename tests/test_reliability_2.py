@@ -469,7 +469,7 @@ def read_only(monkeypatch):
 def test_a_read_only_folder_is_refused_before_any_work(command, tmp_path, good_run, read_only, monkeypatch, capsys):
     run = copy_run(good_run, tmp_path)
     from pyro_gmvae.evaluation import report
-    monkeypatch.setattr(report, "estimate_marginal_likelihood", lambda *a, **k: pytest.fail("computed first"))
+    monkeypatch.setattr(report, "estimate_log_likelihood", lambda *a, **k: pytest.fail("computed first"))
     argv = {"train": ["train", *TINY, "--out", str(tmp_path / "ro" / "new")],
             "resume": ["train", "--resume", str(run), "--epochs", "2", "--no-progress"],
             "evaluate": ["evaluate", str(run)], "sample": ["sample", str(run)], "plot": ["plot", str(run)]}[command]
@@ -581,7 +581,7 @@ def test_evaluate_shows_progress_when_asked(tmp_path, good_run, capsys):
 
     run = copy_run(good_run, tmp_path)
     result = evaluate_run(run, num_samples=3, batch_size=50, progress=True)
-    assert "log-likelihood, 3 samples" in capsys.readouterr().err
+    assert "refined IS, 3 samples" in capsys.readouterr().err  # the default estimator, is
     assert result["num_datapoints"] == 200
     json.loads((run / "eval.json").read_text(), parse_constant=lambda c: pytest.fail(c))
 

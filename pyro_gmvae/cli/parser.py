@@ -8,8 +8,10 @@ import inspect
 
 from ..config import COMPUTE_DTYPES, FREE_BITS_GROUPS, ModelConfig, TrainConfig
 from ..data import DATASETS, SPLITS
+from ..data.binarize import BINARIZE
 from ..defaults import DATASET_DEFAULTS, PRESETS
-from ..evaluation.report import evaluate_run
+from ..evaluation.estimators import ESTIMATORS, default_count
+from ..evaluation.report import DESCRIPTIONS, evaluate_run
 from ..plots import sample_grid
 from ..registry import CLUSTER_INFERENCE, GUIDES, INIT_STRATEGIES, LIKELIHOODS, MODELS, NETWORKS, PRETRAIN_RECIPES, \
     PRIORS
@@ -118,6 +120,9 @@ def build_parser():
                    help="run the encoder and decoder networks under bfloat16 autocast (the ELBO stays float32); "
                         f"{_default('compute_dtype')}")
     t.add_argument("--seed", type=int, help=f"random seed ({_default('seed')})")
+    t.add_argument("--binarize", choices=list(BINARIZE),
+                   help="binarize data in [0, 1] by Bernoulli draws: static (one fixed draw, the one evaluate "
+                        "uses) or dynamic (a fresh draw per epoch in training); default: the data as they are")
     t.add_argument("--pretrain-epochs", type=int, help="autoencoder pretraining epochs before the GMM "
                                                        "initialisation, 0 disables ("
                                                        + _default("pretrain_epochs", "the model's: vade, gmvae and "
@@ -172,8 +177,18 @@ def build_parser():
                                         "clustering scores; prints JSON and writes RUN_DIR/eval.json",
                        parents=[common])
     e.add_argument("run_dir")
-    e.add_argument("--num-samples", type=int, default=_keyword(evaluate_run, "num_samples"),
-                   help="importance samples per datapoint (default %(default)s)")
+    e.add_argument("--estimator", choices=list(ESTIMATORS), default=_keyword(evaluate_run, "estimator"),
+                   help="the estimator of log p(x): " + "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
+                        + " (default %(default)s; guide 05)")
+    e.add_argument("--num-samples", type=int, help="importance samples per datapoint (is, is-guide; default "
+                   f"{default_count('is', 'num_samples')} for is, "
+                   f"{default_count('is-guide', 'num_samples')} for is-guide)")
+    e.add_argument("--num-steps", type=int, help="annealing steps of ais and --bdmc (default "
+                   f"{default_count('ais', 'num_steps')})")
+    e.add_argument("--num-chains", type=int, help="AIS chains per datapoint (ais, --bdmc; default "
+                   f"{default_count('ais', 'num_chains')})")
+    e.add_argument("--bdmc", type=int, metavar="N", help="also bound log p(x) from both sides on N datapoints "
+                   "simulated from the model (forward and reverse AIS): the gap certifies --num-steps")
     e.add_argument("--batch-size", type=int, default=_keyword(evaluate_run, "batch_size"),
                    help="datapoints per batch (default %(default)s)")
     _add_data_flags(e, with_dataset=False)

@@ -12,8 +12,7 @@ import numpy as np
 from ..data import from_tensor, load_file_arrays
 from ..errors import ConfigError, DataError, check_positive
 from ..estimator import GMVAEClusterer
-from ..evaluation.marginal import reliability_note
-from ..evaluation.report import evaluate_run
+from ..evaluation.report import estimate_notes, evaluate_run
 from ..plots import plot_run, sample_grid
 from ..runs import (CHECKPOINT, CONFIG, LOCK, METRICS, PRETRAINED, STAGING, atomic_write_bytes, check_writable,
                     holds_run, remove_stale_temporary_files, storage_error, trained_range)
@@ -22,19 +21,23 @@ from ..runs.folder import DERIVED
 
 def cmd_evaluate(args):
     # checked here so that a bad value fails before the run is loaded
-    check_positive("--num-samples", args.num_samples, integer=True)
+    for flag in ("num_samples", "num_steps", "num_chains", "bdmc"):
+        if getattr(args, flag) is not None:
+            check_positive(f"--{flag.replace('_', '-')}", getattr(args, flag), integer=True)
     check_positive("--batch-size", args.batch_size, integer=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         result = evaluate_run(args.run_dir, num_samples=args.num_samples, split=args.split,
                               device=args.device or "cpu", batch_size=args.batch_size,
-                              progress=sys.stderr.isatty(), save=not getattr(args, "no_save", False))
+                              progress=sys.stderr.isatty(), estimator=args.estimator, num_steps=args.num_steps,
+                              num_chains=args.num_chains, bdmc=args.bdmc, save=not getattr(args, "no_save", False))
     for warning in caught:
         if issubclass(warning.category, RuntimeWarning):
             print(f"pyro-gmvae evaluate: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
     print(json.dumps(result))
-    note = reliability_note(result)
-    if note is not None:
+    headline, notes = estimate_notes(result)
+    print(f"pyro-gmvae evaluate: {headline}", file=sys.stderr)
+    for note in notes:
         print(f"pyro-gmvae evaluate: warning: {note}", file=sys.stderr)
     return 0
 

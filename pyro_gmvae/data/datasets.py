@@ -70,7 +70,7 @@ def validate_data(x, *, likelihood=None) -> None:
     """Check that ``x`` is usable as a data matrix; raise :class:`DataError` saying what to fix.
 
     ``x`` must be a 2-D (N, D) tensor or array (images flattened), non-empty, finite, and, for
-    ``likelihood='bernoulli'``, within [0, 1].
+    ``likelihood='bernoulli'`` or ``'continuous-bernoulli'``, within [0, 1].
     """
     if likelihood is not None:
         check_choice("likelihood", likelihood, LIKELIHOODS)
@@ -95,11 +95,11 @@ def validate_data(x, *, likelihood=None) -> None:
                 top = torch.finfo(torch.float32).max
                 raise DataError(f"x has {big} values out of float32 range (|x| > {top:.3g}), "
                                 "which the float32 model turns into infinities; rescale the data")
-    if likelihood == "bernoulli":
+    if likelihood in ("bernoulli", "continuous-bernoulli"):
         lo, hi = float(t.min()), float(t.max())
         if lo < 0 or hi > 1:
             raise DataError(
-                f"x has values outside [0, 1] (min {lo:g}, max {hi:g}) but likelihood='bernoulli'; "
+                f"x has values outside [0, 1] (min {lo:g}, max {hi:g}) but likelihood={likelihood!r}; "
                 "rescale to [0, 1] or use likelihood='normal'"
             )
 

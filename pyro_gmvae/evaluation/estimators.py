@@ -17,6 +17,8 @@ Every result has ``.log_likelihood`` ``(N,)`` and ``.summary()`` (a JSON-ready d
 2
 """
 
+import inspect
+
 from ..errors import ConfigError
 from .ais import annealed_importance_sampling
 from .marginal import estimate_marginal_likelihood
@@ -32,11 +34,30 @@ def _refined(model, guide, data, **options):
 
 #: name -> function(model, guide, data, **options)
 ESTIMATORS = {"is": _refined, "is-guide": estimate_marginal_likelihood, "ais": annealed_importance_sampling}
+#: What each estimator's cost is counted in: its keywords for the number of draws (``pyro-gmvae evaluate``'s
+#: ``--num-samples``, ``--num-steps``, ``--num-chains``).
+COUNTS = {"is": ("num_samples",), "is-guide": ("num_samples",), "ais": ("num_steps", "num_chains")}
+_DEFAULTS_OF = {"is": refined_marginal_likelihood, "is-guide": estimate_marginal_likelihood,
+                "ais": annealed_importance_sampling}
+
+
+def default_count(estimator, name):
+    """The default of the count ``name`` (e.g. ``num_samples``) of ``estimator``: its function's own.
+
+    >>> default_count("is", "num_samples"), default_count("ais", "num_steps")
+    (1000, 500)
+    """
+    check_estimator(estimator)
+    return inspect.signature(_DEFAULTS_OF[estimator]).parameters[name].default
+
+
+def check_estimator(estimator):
+    if estimator not in ESTIMATORS:
+        raise ConfigError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
 
 
 def estimate_log_likelihood(model, guide, data, estimator="is", **options):
     """``log p(x_n)`` of every row of ``data`` by the estimator named ``estimator`` (see the module docstring),
     with that estimator's keyword ``options`` (e.g. ``num_samples``, ``num_steps``)."""
-    if estimator not in ESTIMATORS:
-        raise ConfigError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
+    check_estimator(estimator)
     return ESTIMATORS[estimator](model, guide, data, **options)

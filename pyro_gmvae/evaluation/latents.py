@@ -22,7 +22,7 @@ import torch
 from pyro import poutine
 
 from ..errors import ConfigError
-from .marginal import SAMPLE_PLATE, _check_site, _sample_sites
+from .marginal import SAMPLE_PLATE, check_site, sample_sites
 
 
 class LatentSpace:
@@ -36,7 +36,7 @@ class LatentSpace:
     def __init__(self, guide, x):
         trace = poutine.trace(guide).get_trace(x)
         self.site_dists, self.shapes = {}, {}
-        for site in _sample_sites(trace):
+        for site in sample_sites(trace):
             if site["infer"].get("enumerate"):
                 raise ConfigError(f"guide site {site['name']!r} is enumerated; the estimators sum discrete sites "
                                   "out in the model, so leave them out of the guide")
@@ -112,12 +112,12 @@ def log_joint(model, x, space, flat, given=None):
                                            first_available_dim=-3)).get_trace(x)
     trace.compute_log_prob()
     total = flat.new_zeros(num_samples, n)
-    for site in _sample_sites(trace):
+    for site in sample_sites(trace):
         if not site["is_observed"] and "_enumerate_dim" not in site["infer"]:
             raise ConfigError(f"model site {site['name']!r} is neither enumerated nor sampled by the guide; mark "
                               "discrete sites infer={'enumerate': 'parallel'} and give the guide every continuous "
                               "latent")
-        _check_site(site, n, "model")
+        check_site(site, n, "model")
         total = total + site["log_prob"]
     if total.dim() > 2:
         total = total.reshape((-1, num_samples, n)).logsumexp(0)
@@ -139,11 +139,11 @@ def simulate(model, like):
     """``(x, {site: value})``: one datapoint per row of ``like`` drawn from the model's joint, with the
     continuous latents that generated it: exact posterior draws, where BDMC starts its
     reverse chains. ``like`` ``(N, D)`` fixes the data's shape, dtype and device."""
-    observed = [s["name"] for s in _sample_sites(poutine.trace(model).get_trace(like)) if s["is_observed"]]
+    observed = [s["name"] for s in sample_sites(poutine.trace(model).get_trace(like)) if s["is_observed"]]
     if len(observed) != 1:
         raise ConfigError(f"the model observes {len(observed)} sites, expected one (x); simulate needs model(x) "
                           "to observe x once")
     trace = poutine.trace(poutine.uncondition(model)).get_trace(like)
-    latents = {s["name"]: s["value"] for s in _sample_sites(trace)
+    latents = {s["name"]: s["value"] for s in sample_sites(trace)
                if not s["is_observed"] and s["name"] != observed[0] and s["value"].is_floating_point()}
     return trace.nodes[observed[0]]["value"], latents

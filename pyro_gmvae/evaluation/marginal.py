@@ -48,12 +48,12 @@ from .inputs import check_count, model_input
 #: The plate of importance samples; the models' own data plate is dim -1.
 SAMPLE_PLATE = "_importance_samples"
 #: Elements of one (samples x datapoints) grid per chunk; enumeration multiplies it by the table size.
-_CHUNK_ELEMENTS = 2 ** 17
+CHUNK_ELEMENTS = 2 ** 17
 #: Pareto k-hat above this marks an unreliable importance-sampling estimate (Vehtari et al. 2024).
 KHAT_THRESHOLD = 0.7
 
 
-def _check_site(site, n, what):
+def check_site(site, n, what):
     """Every site lives in the data plate, and its log-prob is per (sample, datapoint)."""
     if not any(f.name == DATA_PLATE for f in site["cond_indep_stack"]):
         raise ConfigError(f"{what} site {site['name']!r} is outside plate {DATA_PLATE!r}, so its log-density "
@@ -64,7 +64,8 @@ def _check_site(site, n, what):
                           f"dim of {n} datapoints; declare its dims inside plate {DATA_PLATE!r} (e.g. to_event)")
 
 
-def _sample_sites(trace):
+def sample_sites(trace):
+    """The sample sites of a trace, without the subsample sites of its plates."""
     return [s for s in trace.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)]
 
 
@@ -79,23 +80,23 @@ def _log_weights_chunk(model, guide, x, num_samples):
     model_trace.compute_log_prob()
 
     log_q = x.new_zeros(num_samples, n)
-    for site in _sample_sites(guide_trace):
+    for site in sample_sites(guide_trace):
         if site["infer"].get("enumerate"):
             raise ConfigError(f"guide site {site['name']!r} is enumerated; the estimator sums discrete sites out "
                               "in the model, so leave them out of the guide")
-        _check_site(site, n, "guide")
+        check_site(site, n, "guide")
         log_q = log_q + site["log_prob"]
 
     # The brute-force joint table: every model factor broadcast together, then summed over all
     # enumeration dims (left of the sample dim). Exact for any nesting of enumerated sites.
     log_joint = x.new_zeros(num_samples, n)
-    for site in _sample_sites(model_trace):
+    for site in sample_sites(model_trace):
         if not site["is_observed"] and site["name"] not in guide_trace.nodes \
                 and "_enumerate_dim" not in site["infer"]:
             raise ConfigError(f"model site {site['name']!r} is neither enumerated nor supplied by the guide; "
                               "mark discrete sites infer={'enumerate': 'parallel'} and give the guide every "
                               "continuous latent")
-        _check_site(site, n, "model")
+        check_site(site, n, "model")
         log_joint = log_joint + site["log_prob"]
     if log_joint.dim() > 2:
         log_joint = log_joint.reshape((-1, num_samples, n)).logsumexp(0)
@@ -107,7 +108,7 @@ def _log_weights_chunk(model, guide, x, num_samples):
 
 
 def _chunks(num_samples, batch, chunk_size):
-    size = chunk_size or max(1, _CHUNK_ELEMENTS // max(batch, 1))
+    size = chunk_size or max(1, CHUNK_ELEMENTS // max(batch, 1))
     for start in range(0, num_samples, size):
         yield min(size, num_samples - start)
 
@@ -165,7 +166,7 @@ def elbo_per_datapoint(model, guide, data, num_samples=1, batch_size=500, *, chu
 
 
 # -- diagnostics ---------------------------------------------------------------------------------
-def _arviz_psislw(log_weights):
+def arviz_psislw(log_weights):
     """arviz's PSIS on ``(..., S)`` log-weights: ``(smoothed, khat)``. arviz < 1 has ``az.psislw``;
     arviz >= 1 moved it to arviz-stats, whose array version takes log-*likelihoods* (it negates)."""
     import arviz
@@ -186,7 +187,7 @@ def pareto_khat(log_weights):
         return np.full(lw.shape[0], np.inf)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # arviz warns on k > 0.7: reported, not raised
-        _, khat = _arviz_psislw(lw)
+        _, khat = arviz_psislw(lw)
     return np.asarray(khat, dtype=np.float64).reshape(lw.shape[0])
 
 

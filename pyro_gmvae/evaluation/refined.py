@@ -39,7 +39,7 @@ import torch
 from ..errors import ConfigError
 from .inputs import check_count, model_input
 from .latents import LatentSpace, log_joint
-from .marginal import _CHUNK_ELEMENTS, KHAT_THRESHOLD, _arviz_psislw, pareto_khat
+from .marginal import CHUNK_ELEMENTS, KHAT_THRESHOLD, arviz_psislw, pareto_khat
 
 PROPOSALS = ("student-t", "normal", "defensive")
 FITS = ("elbo", "laplace", "laplace-mixture")
@@ -194,7 +194,7 @@ class Proposal:
 
 def proposal_log_weights(model, x, space, proposal, num_samples, chunk_size=None):
     """``(num_samples, N)`` log-weights ``log p(x, z) - log r(z | x)``, ``z ~ r``, in chunks of samples."""
-    size = chunk_size or max(1, _CHUNK_ELEMENTS // max(x.shape[0], 1))
+    size = chunk_size or max(1, CHUNK_ELEMENTS // max(x.shape[0], 1))
     out = []
     for start in range(0, num_samples, size):
         z = proposal.sample(min(size, num_samples - start))
@@ -209,7 +209,7 @@ def _psis(log_weights):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        smoothed, _ = _arviz_psislw(log_weights.detach().double().cpu().numpy().T)
+        smoothed, _ = arviz_psislw(log_weights.detach().double().cpu().numpy().T)
     smoothed = np.asarray(smoothed)
     smoothed = smoothed - np.logaddexp.reduce(smoothed, axis=-1, keepdims=True)
     ess = np.exp(-np.logaddexp.reduce(2 * smoothed, axis=-1))

@@ -15,6 +15,7 @@ import pyro
 import torch
 
 from ..data import Dataset, validate_data
+from ..data.binarize import binarize_epoch, binarize_static, check_binarizable
 from ..errors import DataError, TrainingError
 from ..evaluation.metrics import (active_clusters, cluster_information, clustering_scores, most_confident_accuracy,
                                   used_clusters)
@@ -153,7 +154,7 @@ class Trainer:
             return self._pretrain(data, epochs)
 
     def _pretrain(self, data, epochs):
-        data = self._on_device(data)
+        data = self._binary(self._on_device(data))
         self._seed_once()
         config = self.config
         epochs = self.pretrain_epochs if epochs is None else epochs
@@ -279,6 +280,7 @@ class Trainer:
             raise DataError(f"fit takes a Dataset, got {type(data).__name__}; wrap tensors with "
                             "pyro_gmvae.from_tensor(x)")
         decoder = getattr(self.model, "decoder", None)
+        check_binarizable(data.x, self.config.binarize)  # first: its message names the flag
         validate_data(data.x, likelihood=getattr(decoder, "likelihood", None))
         expected = getattr(decoder, "data_dim", None)
         if expected is not None and data.data_dim != expected:
@@ -296,6 +298,13 @@ class Trainer:
         x = data.x.to(device=self.device, dtype=dtype)
         y = None if data.y is None else data.y.to(self.device)
         return data if x is data.x and y is data.y else dataclasses.replace(data, x=x, y=y)
+
+    def _binary(self, data):
+        """``data`` as the start and the scores see it: with ``config.binarize``, the static binary draw
+        (:mod:`pyro_gmvae.data.binarize`), which a binary tensor is its own."""
+        if self.config.binarize is None:
+            return data
+        return dataclasses.replace(data, x=binarize_static(data.x))
 
     def evaluate(self, data):
         """Metrics of the current model on ``data``: active clusters and, with labels, acc/NMI/ARI."""
@@ -327,7 +336,8 @@ class Trainer:
 
     def _fit(self, data, on_epoch_end):
         self.check_data(data)
-        data = self._on_device(data)
+        values = self._on_device(data).x  # gray levels, drawn afresh each epoch by --binarize dynamic
+        data = self._binary(self._on_device(data))
         self._seed_once()
         self.pretrain_once(data)  # every rank: the same seeded computation, no communication
         if self.epoch == 0:  # q(c | x) of a guided cluster inference starts at the model's posterior
@@ -349,17 +359,19 @@ class Trainer:
                           self.progress and self.world.is_main) as bar:
             self._bar = bar
             try:
-                self._epochs(data, history, on_epoch_end)
+                self._epochs(data, history, on_epoch_end, values)
             finally:
                 self._bar = None
         return history
 
-    def _epochs(self, data, history, on_epoch_end):
+    def _epochs(self, data, history, on_epoch_end, values):
         """Train until ``config.epochs``, a row of ``history`` per epoch."""
         bar = self._bar
         while self.epoch < self.config.epochs:
             t0 = time.perf_counter()
-            loss, constraint = self.train_epoch(data.x)
+            dynamic = self.config.binarize == "dynamic"  # a draw per epoch, seeded by (seed, epoch): resumable
+            loss, constraint = self.train_epoch(binarize_epoch(values, self.config.seed, self.epoch) if dynamic
+                                                else data.x)
             row = {"epoch": self.epoch, "elbo": -loss, "lr": self.epoch_lr}
             if constraint is not None:  # elbo without the constraint; objective is what was optimised
                 kl, correction = constraint

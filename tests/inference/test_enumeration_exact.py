@@ -23,7 +23,7 @@ def hand_written_loss(model, guide, x, z, w=None):
     return -(elbo + joint.logsumexp(-1)).sum()
 
 
-@pytest.mark.parametrize("likelihood", ["bernoulli", "normal"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "continuous-bernoulli", "normal"])
 @pytest.mark.parametrize("name", ["vade", "gmvae"])
 def test_loss_and_gradients_match_hand_written(float64, name, likelihood):
     config = ModelConfig(model=name, data_dim=DATA_DIM, num_clusters=NUM_CLUSTERS, latent_dim=LATENT_DIM,
