@@ -22,7 +22,7 @@ import torch
 from pyro import poutine
 
 from ..errors import ConfigError
-from .marginal import SAMPLE_PLATE, check_site, sample_sites
+from .marginal import SAMPLE_PLATE, check_site, sample_sites, summed_log_joint
 
 
 class LatentSpace:
@@ -111,17 +111,7 @@ def log_joint(model, x, space, flat, given=None):
         trace = poutine.trace(poutine.enum(poutine.condition(model, data=values),
                                            first_available_dim=-3)).get_trace(x)
     trace.compute_log_prob()
-    total = flat.new_zeros(num_samples, n)
-    for site in sample_sites(trace):
-        if not site["is_observed"] and "_enumerate_dim" not in site["infer"]:
-            raise ConfigError(f"model site {site['name']!r} is neither enumerated nor sampled by the guide; mark "
-                              "discrete sites infer={'enumerate': 'parallel'} and give the guide every continuous "
-                              "latent")
-        check_site(site, n, "model")
-        total = total + site["log_prob"]
-    if total.dim() > 2:
-        total = total.reshape((-1, num_samples, n)).logsumexp(0)
-    return total
+    return summed_log_joint(trace, num_samples, n, supplied=values)
 
 
 def log_joint_and_grad(model, x, space, flat):

@@ -89,22 +89,30 @@ def _log_weights_chunk(model, guide, x, num_samples):
 
     # The brute-force joint table: every model factor broadcast together, then summed over all
     # enumeration dims (left of the sample dim). Exact for any nesting of enumerated sites.
-    log_joint = x.new_zeros(num_samples, n)
-    for site in sample_sites(model_trace):
-        if not site["is_observed"] and site["name"] not in guide_trace.nodes \
-                and "_enumerate_dim" not in site["infer"]:
-            raise ConfigError(f"model site {site['name']!r} is neither enumerated nor supplied by the guide; "
-                              "mark discrete sites infer={'enumerate': 'parallel'} and give the guide every "
-                              "continuous latent")
-        check_site(site, n, "model")
-        log_joint = log_joint + site["log_prob"]
-    if log_joint.dim() > 2:
-        log_joint = log_joint.reshape((-1, num_samples, n)).logsumexp(0)
+    log_joint = summed_log_joint(model_trace, num_samples, n, supplied=guide_trace.nodes)
     if log_joint.shape != (num_samples, n) or log_q.shape != (num_samples, n):
         raise ConfigError(f"log-weights have shape {tuple(log_joint.shape)} / {tuple(log_q.shape)}, expected "
                           f"{(num_samples, n)}; the model and guide must use one plate {DATA_PLATE!r} "
                           "(max_plate_nesting=1)")
     return log_joint - log_q
+
+
+def summed_log_joint(model_trace, num_samples, n, supplied=()):
+    """``log p(x, latents)`` ``(num_samples, n)`` from a model trace run under ``poutine.enum``: every factor
+    broadcast together, then the enumerated dims (left of the sample dim) summed out. Exact for any nesting
+    of enumerated sites. A latent site must be enumerated or in ``supplied`` (the names given a value)."""
+    factors = []
+    for site in sample_sites(model_trace):
+        if not site["is_observed"] and site["name"] not in supplied and "_enumerate_dim" not in site["infer"]:
+            raise ConfigError(f"model site {site['name']!r} is neither enumerated nor supplied by the guide; "
+                              "mark discrete sites infer={'enumerate': 'parallel'} and give the guide every "
+                              "continuous latent")
+        check_site(site, n, "model")
+        factors.append(site["log_prob"])
+    total = sum(factors, factors[0].new_zeros(num_samples, n))
+    if total.dim() > 2:
+        total = total.reshape((-1, num_samples, n)).logsumexp(0)
+    return total
 
 
 def _chunks(num_samples, batch, chunk_size):
