@@ -142,17 +142,20 @@ def laplace_mixture(model, x, space, num_components=2, num_steps=3):
     return torch.stack(log_w, -1).log_softmax(-1), torch.stack(locs, 1), torch.stack(trils, 1)
 
 
+def _located(kind, loc, scale_tril, df):
+    """A multivariate Student-t (``kind='student-t'``) or Gaussian at ``loc`` with Cholesky ``scale_tril``."""
+    if kind == "student-t":
+        return dist.MultivariateStudentT(torch.as_tensor(df, dtype=loc.dtype, device=loc.device), loc, scale_tril)
+    return dist.MultivariateNormal(loc, scale_tril=scale_tril)
+
+
 class MixtureProposal:
     """``sum_m w_m t_df(z; loc_m, widen scale_tril_m)`` per datapoint (or Gaussians: ``kind='normal'``)."""
 
     def __init__(self, kind, log_weights, locs, scale_trils, widen, df=5.0):
         scale_trils = scale_trils * widen[:, None, None, None]
         self.log_weights = log_weights  # (N, M)
-        if kind == "student-t":
-            self.dist = dist.MultivariateStudentT(torch.as_tensor(df, dtype=locs.dtype, device=locs.device), locs,
-                                                  scale_trils)
-        else:
-            self.dist = dist.MultivariateNormal(locs, scale_tril=scale_trils)
+        self.dist = _located(kind, locs, scale_trils, df)
 
     def sample(self, num_samples):
         z = self.dist.sample((num_samples,))  # (S, N, M, dim)
@@ -172,11 +175,7 @@ class Proposal:
             raise ConfigError(f"unknown proposal {kind!r}; choose one of: {', '.join(PROPOSALS)}")
         self.kind, self.space, self.alpha = kind, space, alpha
         scale_tril = scale_tril * widen[:, None, None]
-        if kind == "student-t":
-            self.dist = dist.MultivariateStudentT(torch.as_tensor(df, dtype=loc.dtype, device=loc.device), loc,
-                                                  scale_tril)
-        else:
-            self.dist = dist.MultivariateNormal(loc, scale_tril=scale_tril)
+        self.dist = _located(kind, loc, scale_tril, df)
 
     def sample(self, num_samples):
         z = self.dist.sample((num_samples,))
