@@ -115,8 +115,11 @@ def test_same_seed_same_run(reference, tmp_path):
 
 def _spawn(args):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # a child inherits an ignored SIGINT from the test process (Python then installs no KeyboardInterrupt):
+    # start it as a shell would, with the default disposition
     return subprocess.Popen([sys.executable, "-m", "pyro_gmvae", "train", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(proc, ready, timeout=60.0):

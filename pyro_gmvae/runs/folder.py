@@ -103,8 +103,8 @@ def sigint_ignored():
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    finally:  # None: a handler set outside Python (restoring it is impossible); Python's own is the closest
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
 
 
 def _identity(path):
