@@ -41,7 +41,7 @@ def test_cuda_without_a_device_is_refused(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    result = run(tmp_path, DEVICE="cuda")
+    result = run(tmp_path, DEVICE="cuda", DATA_DIR=str(tmp_path))  # a folder: the device check comes next
     assert result.returncode == 2 and "no CUDA device" in result.stderr and "--smoke" in result.stderr
 
 
