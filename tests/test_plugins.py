@@ -71,6 +71,8 @@ def test_a_plugin_prior_trains_and_reopens_in_a_fresh_process(tmp_path, monkeypa
     assert evaluate.returncode == 0, evaluate.stderr
     assert "log_likelihood" in json.loads(evaluate.stdout)
     assert "unchecked" in evaluate.stderr  # 4 samples: too few for k-hat, and evaluate says so
+    # the run made this process import code: it says which module, from which file, named where
+    assert f"importing plugin module my_priors ({tmp_path / 'my_priors.py'}), recorded in" in evaluate.stderr
 
 
 def test_a_run_whose_plugin_is_gone_says_which_module_and_how_to_supply_it(tmp_path):

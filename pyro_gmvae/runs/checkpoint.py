@@ -4,6 +4,7 @@
 import hashlib
 import json
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -117,10 +118,18 @@ def _import_run_plugins(path, plugins):
         raise CheckpointError(f"{path} is corrupt (plugins should be a list of module names, got {plugins!r}); "
                               "rewrite it or train again")
     try:
-        import_plugins(plugins)
+        for name in import_plugins(plugins):
+            module = sys.modules.get(name)
+            if name not in _announced:  # a run from someone else makes us import code: say which, once
+                _announced.add(name)
+                print(f"pyro-gmvae: importing plugin module {name} ({getattr(module, '__file__', None) or 'built in'}"
+                      f"), recorded in {path}", file=sys.stderr)
     except ConfigError as e:
         raise CheckpointError(f"the run in {path.parent} needs the plugin modules {plugins} (recorded in "
                               f"{path.name}): {e}") from None
+
+
+_announced = set()
 
 
 def config_record(model_config, train_config, data_spec):
