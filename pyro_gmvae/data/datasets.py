@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DataError, check_choice
+from ..errors import DataError, check_choice
 from ..registry import LIKELIHOODS
 
-__all__ = ["IMAGE_SHAPES", "LIKELIHOODS", "Dataset", "check_num_datapoints", "check_num_features", "from_tensor", "validate_data"]
+__all__ = ["IMAGE_SHAPES", "LIKELIHOODS", "Dataset", "check_num_features", "from_tensor", "validate_data"]
 
 
 #: Flat sizes known to be images: (channels, height, width) (digits, MNIST, 32x32 gray, SVHN).
@@ -160,11 +160,6 @@ def from_tensor(x, y=None, *, name="tensor", likelihood=None, device=None) -> Da
         likelihood = _infer_likelihood(t)
     labels = None if y is None else _check_labels(y, t.shape[0], device)
     return Dataset(str(name), t, labels, image_shape, likelihood, _num_classes(labels))
-
-
-def check_num_datapoints(num_datapoints):
-    if isinstance(num_datapoints, bool) or int(num_datapoints) != num_datapoints or num_datapoints <= 0:
-        raise ConfigError(f"num_datapoints must be a positive integer, got {num_datapoints!r}; pass e.g. 1000")
 
 
 def check_num_features(num_features, expected, fix):

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from ..defaults import DATA_FIELDS
-from ..errors import ConfigError, DataError, check_choice
-from .datasets import Dataset, _check_labels, _image_shape_of, _num_classes, check_num_datapoints, validate_data
+from ..errors import ConfigError, DataError, check_choice, check_positive
+from .datasets import Dataset, _check_labels, _image_shape_of, _num_classes, validate_data
 from .idx import read_idx
 from .synthetic import make_arcs
 
@@ -223,7 +223,7 @@ def load_file_arrays(data_path, *, labels=True, flag="--data-path"):
 def _subsample_index(n, num_datapoints, seed):
     if num_datapoints is None:
         return None
-    check_num_datapoints(num_datapoints)
+    check_positive("num_datapoints", num_datapoints, integer=True)
     if num_datapoints > n:
         raise ConfigError(
             f"num_datapoints={num_datapoints} exceeds the {n} data points available; pass at most {n} or None"
@@ -266,7 +266,7 @@ def _digits(**unused):
 @_loader("synthetic")
 def _synthetic(seed, num_datapoints, **unused):
     n = 5000 if num_datapoints is None else num_datapoints
-    check_num_datapoints(n)
+    check_positive("num_datapoints", n, integer=True)
     x, y = make_arcs(num_datapoints=int(n), seed=seed)
     return x, y, None, "normal", None
 

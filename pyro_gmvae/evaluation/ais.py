@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
-from .inputs import check_count, model_input
+from ..errors import ConfigError, check_positive
+from .inputs import model_input
 from .latents import LatentSpace, log_joint_and_grad, simulate
 
 
@@ -157,7 +157,7 @@ class AISResult:
 def _check_ais_args(num_steps, num_chains, num_leapfrog, batch_size, num_adapt_chains, step_size, target_accept):
     for name, value in (("num_steps", num_steps), ("num_chains", num_chains), ("num_leapfrog", num_leapfrog),
                         ("batch_size", batch_size), ("num_adapt_chains", num_adapt_chains)):
-        check_count(name, value)
+        check_positive(name, value, integer=True)
     if not step_size > 0:
         raise ConfigError(f"step_size must be positive, got {step_size!r}; pass e.g. step_size=0.2")
     if not 0 < target_accept < 1:
@@ -245,7 +245,7 @@ def bdmc(model, guide, num_datapoints, like, num_steps=500, num_chains=16, *, nu
     :class:`BDMCResult`. ``like`` is data of the model's shape (a tensor or Dataset), read for its shape only.
     The reverse chains reuse the forward pilot's step sizes, so that they do not depend on ``z*``.
     """
-    check_count("num_datapoints", num_datapoints)
+    check_positive("num_datapoints", num_datapoints, integer=True)
     _check_ais_args(num_steps, num_chains, num_leapfrog, batch_size, num_adapt_chains, step_size, target_accept)
     template = model_input(model, like)[:1]
     x_all, latents = simulate(model, template.expand(num_datapoints, template.shape[-1]).clone())

@@ -1,12 +1,11 @@
 """Checks of the data handed to the evaluation functions (responsibilities, marginal likelihood):
 the library's own errors, naming the fix, instead of a shape or dtype error deep inside Pyro."""
 
-import numbers
 
 import torch
 
 from ..data.datasets import check_num_features, validate_data
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 
 
 def model_input(model, data):
@@ -29,12 +28,6 @@ def model_input(model, data):
     elif not x.is_floating_point():
         x = x.to(torch.get_default_dtype())
     return x
-
-
-def check_count(name, value):
-    """Raise :class:`~pyro_gmvae.errors.ConfigError` unless ``value`` is a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}; pass e.g. {name}=100")
 
 
 def cluster_site(model, site=None):

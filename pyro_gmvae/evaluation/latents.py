@@ -22,7 +22,7 @@ import torch
 from pyro import poutine
 
 from ..errors import ConfigError
-from .marginal import SAMPLE_PLATE, check_site, sample_sites, summed_log_joint
+from .marginal import SAMPLE_PLATE, sample_sites, summed_log_joint
 
 
 class LatentSpace:

@@ -41,9 +41,9 @@ from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_positive
 from ..sites import DATA_PLATE
-from .inputs import check_count, model_input
+from .inputs import model_input
 
 #: The plate of importance samples; the models' own data plate is dim -1.
 SAMPLE_PLATE = "_importance_samples"
@@ -123,7 +123,7 @@ def _chunks(num_samples, batch, chunk_size):
 
 def _check_counts(num_samples, batch_size):
     for name, value in (("num_samples", num_samples), ("batch_size", batch_size)):
-        check_count(name, value)
+        check_positive(name, value, integer=True)
 
 
 @torch.no_grad()

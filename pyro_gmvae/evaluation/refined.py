@@ -36,8 +36,8 @@ import numpy as np
 import pyro.distributions as dist
 import torch
 
-from ..errors import ConfigError
-from .inputs import check_count, model_input
+from ..errors import ConfigError, check_positive
+from .inputs import model_input
 from .latents import LatentSpace, log_joint
 from .marginal import CHUNK_ELEMENTS, KHAT_THRESHOLD, arviz_psislw, pareto_khat
 
@@ -249,7 +249,7 @@ def _check_args(proposal, widen_grid, df, alpha, num_samples, num_pilot, batch_s
         raise ConfigError(f"unknown proposal {proposal!r}; choose one of: {', '.join(PROPOSALS)}")
     for name, value in (("num_samples", num_samples), ("num_pilot", num_pilot), ("batch_size", batch_size),
                         ("num_refine_particles", num_refine_particles)):
-        check_count(name, value)
+        check_positive(name, value, integer=True)
     if not widen_grid or any(not w > 0 for w in widen_grid):
         raise ConfigError(f"widen_grid must be positive scale factors, got {widen_grid!r}; pass e.g. (1.0, 1.5)")
     if not df > 0:

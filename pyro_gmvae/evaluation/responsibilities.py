@@ -12,7 +12,8 @@ from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
 from ..inference.elbo import make_elbo
-from .inputs import check_count, cluster_site, model_input
+from ..errors import check_positive
+from .inputs import cluster_site, model_input
 
 
 def _guide_at(guide, x, use_mean):
@@ -61,8 +62,8 @@ def cluster_marginals(model, guide, x, *, batch_size=1000, use_mean=True, num_sa
     read and :class:`~pyro_gmvae.errors.ConfigError` for a model without clusters or a bad count.
     """
     cluster_site(model)
-    check_count("batch_size", batch_size)
-    check_count("num_samples", num_samples)
+    check_positive("batch_size", batch_size, integer=True)
+    check_positive("num_samples", num_samples, integer=True)
     x = model_input(model, x)
     elbo = make_elbo()
     out = {}

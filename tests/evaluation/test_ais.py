@@ -101,8 +101,8 @@ def test_gmvae_moves_both_continuous_sites(float64):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"num_steps": 0}, "num_steps must be a positive integer"),
-    ({"num_chains": 1.5}, "num_chains must be a positive integer"),
+    ({"num_steps": 0}, "num_steps must be > 0"),
+    ({"num_chains": 1.5}, "num_chains must be an integer"),
     ({"step_size": 0.0}, "step_size must be positive"),
     ({"target_accept": 1.0}, "target_accept must lie in"),
 ])

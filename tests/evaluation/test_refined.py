@@ -93,7 +93,7 @@ def test_weights_are_exact_for_the_exact_posterior(float64):
 @pytest.mark.parametrize("kwargs,match", [
     ({"proposal": "cauchy"}, "unknown proposal"),
     ({"widen_grid": (1.0, -2.0)}, "widen_grid must be positive"),
-    ({"num_samples": 0}, "num_samples must be a positive integer"),
+    ({"num_samples": 0}, "num_samples must be > 0"),
     ({"num_refine_steps": -1}, "num_refine_steps must be a non-negative integer"),
     ({"alpha": 1.0}, "alpha must lie in"),
 ])
