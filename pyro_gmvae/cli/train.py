@@ -69,7 +69,10 @@ def cmd_train(args):
         with process_group(_train_device(args, out)) as world:
             if not world.is_main:  # rank 0 reports; the others train quietly
                 args.no_progress, args.quiet = True, True
-            return _train(args, out, world, started=started)
+            code = _train(args, out, world, started=started)
+        if world.distributed:  # the group is torn down and the files closed: skip the interpreter's teardown of
+            end_process(code)  # gloo's threads, which now and then aborts a finished process ("terminate called")
+        return code
     except KeyboardInterrupt:
         with sigint_ignored():  # a second Ctrl-C must not cut the report short with a traceback
             if world is None or (world.is_main and not launched_by_us()):  # else the launcher reports
