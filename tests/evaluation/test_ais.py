@@ -11,13 +11,7 @@ from pyro_gmvae.evaluation.ais import annealed_importance_sampling, bdmc, sigmoi
 from pyro_gmvae.evaluation.marginal import exact_log_marginal_likelihood
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # many tiny tensor ops per step: a second thread only adds contention
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def stderr_of_mean(values):

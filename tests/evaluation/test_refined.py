@@ -14,12 +14,7 @@ from pyro_gmvae.evaluation.refined import (Proposal, effective_sample_size, lapl
                                            refined_marginal_likelihood)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_effective_sample_size_of_equal_and_one_hot_weights(float64):
