@@ -60,12 +60,17 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def load_images(args):
+def load_images(args, binarize):
+    """The first ``--num-images`` of the split; a run trained with ``binarize`` is scored on the static binary
+    draw of the whole split (as ``pyro-gmvae evaluate``), of which these are the first rows."""
     from pyro_gmvae import load_dataset
+    from pyro_gmvae.data.binarize import binarize_static
 
     split = args.split if args.dataset in ("mnist", "fashion-mnist", "svhn") else "all"
-    data = load_dataset(args.dataset, data_dir=args.data_dir, split=split, device=args.device)
-    return data.x[:args.num_images]
+    x = load_dataset(args.dataset, data_dir=args.data_dir, split=split, device=args.device).x
+    if binarize is not None:
+        x = binarize_static(x)
+    return x[:args.num_images]
 
 
 def timed(fn):
@@ -85,8 +90,8 @@ def main(argv=None):
     from pyro_gmvae.runs import load_run
 
     pyro.set_rng_seed(args.seed)
-    model, guide, *_ = load_run(args.run_dir, device=args.device)
-    x = load_images(args)
+    model, guide, model_config, train_config, _ = load_run(args.run_dir, device=args.device)
+    x = load_images(args, train_config.binarize)
     n = x.shape[0]
     hmc = dict(num_leapfrog=args.leapfrog, batch_size=args.batch_size, num_adapt_chains=args.adapt_chains)
     results, per_image = {}, {}
@@ -134,7 +139,9 @@ def main(argv=None):
     out = args.out or ROOT / "benchmarks" / "results" / f"likelihood-{name}.json"
     row = {
         "run": str(args.run_dir), "dataset": args.dataset, "split": args.split, "num_images": n,
-        "images": f"the first {n} of the {args.split} split", "estimators": results,
+        "images": f"the first {n} of the {args.split} split" + (" (static binary)" if train_config.binarize else ""),
+        "model": model_config.model, "likelihood": model_config.likelihood, "binarize": train_config.binarize,
+        "seed": train_config.seed, "estimators": results,
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "threads": args.threads, "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__, "command": shlex.join([sys.executable, *sys.argv]),

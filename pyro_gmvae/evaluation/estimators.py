@@ -1,7 +1,8 @@
 """The marginal-likelihood estimators by name, for the CLI (``pyro-gmvae evaluate RUN --estimator NAME``).
 
 - ``is``: importance sampling with a proposal fitted to each datapoint (a Laplace approximation at the
-  posterior mode, as a Student-t), :func:`~pyro_gmvae.evaluation.refined.refined_marginal_likelihood`;
+  posterior mode, adapted to the posterior's mean and covariance by moment matching, as a Student-t),
+  :func:`~pyro_gmvae.evaluation.refined.refined_marginal_likelihood` with :data:`IS_SETTINGS`;
 - ``is-guide``: importance sampling with the amortized guide itself,
   :func:`~pyro_gmvae.evaluation.marginal.estimate_marginal_likelihood`;
 - ``ais``: annealed importance sampling from the guide to the posterior,
@@ -25,11 +26,14 @@ from .marginal import estimate_marginal_likelihood
 from .refined import refined_marginal_likelihood
 
 
+#: ``is``'s settings, measured on MNIST (guide 05): 3 Newton steps, then 2 rounds of moment matching with 200
+#: draws each, a Student-t (df 5) at 1.1x the matched scale.
+IS_SETTINGS = {"fit": "laplace", "widen_grid": (1.1,), "num_newton_steps": 3, "num_adapt_rounds": 2,
+               "num_adapt_samples": 200}
+
+
 def _refined(model, guide, data, **options):
-    options.setdefault("fit", "laplace")
-    options.setdefault("widen_grid", (1.1,))
-    options.setdefault("num_newton_steps", 8)
-    return refined_marginal_likelihood(model, guide, data, **options)
+    return refined_marginal_likelihood(model, guide, data, **{**IS_SETTINGS, **options})
 
 
 #: name -> function(model, guide, data, **options)
@@ -45,7 +49,7 @@ def default_count(estimator, name):
     """The default of the count ``name`` (e.g. ``num_samples``) of ``estimator``: its function's own.
 
     >>> default_count("is", "num_samples"), default_count("ais", "num_steps")
-    (1000, 500)
+    (500, 500)
     """
     check_estimator(estimator)
     return inspect.signature(_DEFAULTS_OF[estimator]).parameters[name].default

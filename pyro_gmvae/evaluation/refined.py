@@ -9,7 +9,12 @@ then the importance weights have no finite variance (PSIS k-hat > 0.7). This est
 2. widens it into a heavier-tailed proposal: a multivariate Student-t (``df`` degrees of freedom)
    at the refined location with ``widen`` times the refined scale, or a Gaussian, or a defensive
    mixture ``(1 - alpha) refined + alpha q``;
-3. picks ``widen`` per datapoint from ``widen_grid`` by a pilot of ``num_pilot`` draws: the largest
+3. optionally adapts it to the posterior by importance-weighted moment matching
+   (:func:`moment_match`, ``num_adapt_rounds``): a local fit (a Laplace approximation's curvature at
+   one point of a ReLU decoder's piecewise landscape) can be much narrower than the posterior in
+   some directions, which leaves the weights without finite variance; the posterior's own mean and
+   covariance, estimated from PSIS-smoothed weights of a pilot, are not local;
+4. picks ``widen`` per datapoint from ``widen_grid`` by a pilot of ``num_pilot`` draws: the largest
    PSIS effective sample size among the factors whose pilot k-hat is below 0.7 (the widest factor
    when none is), then draws ``num_samples`` fresh samples for the estimate.
 
@@ -30,6 +35,7 @@ torch.Size([4])
 """
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,28 +197,65 @@ class Proposal:
         return lp
 
 
-def proposal_log_weights(model, x, space, proposal, num_samples, chunk_size=None):
-    """``(num_samples, N)`` log-weights ``log p(x, z) - log r(z | x)``, ``z ~ r``, in chunks of samples."""
+def proposal_log_weights(model, x, space, proposal, num_samples, chunk_size=None, return_draws=False):
+    """``(num_samples, N)`` log-weights ``log p(x, z) - log r(z | x)``, ``z ~ r``, in chunks of samples
+    (with ``return_draws``, also the draws ``z`` ``(num_samples, N, dim)``)."""
     size = chunk_size or max(1, CHUNK_ELEMENTS // max(x.shape[0], 1))
-    out = []
+    out, draws = [], []
     for start in range(0, num_samples, size):
         z = proposal.sample(min(size, num_samples - start))
         out.append(log_joint(model, x, space, z) - proposal.log_prob(z))
-    return torch.cat(out)
+        if return_draws:
+            draws.append(z)
+    return (torch.cat(out), torch.cat(draws)) if return_draws else torch.cat(out)
+
+
+def psis_weights(log_weights):
+    """``(S, N)`` Pareto-smoothed self-normalised importance weights of ``(S, N)`` log-weights (each column
+    sums to one): the largest raw weights replaced by the fitted generalised Pareto tail's quantiles."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        smoothed, _ = arviz_psislw(log_weights.detach().double().cpu().numpy().T)
+    smoothed = torch.as_tensor(np.asarray(smoothed), device=log_weights.device).T
+    return (smoothed - smoothed.logsumexp(0)).exp().to(log_weights.dtype)
+
+
+#: Moment matching trusts a pilot's moments in proportion ESS / (ESS + this): a pilot with a few effective
+#: draws moves the proposal a little, one with hundreds replaces it.
+MOMENT_PRIOR_DRAWS = 20.0
+
+
+def moment_match(model, x, space, loc, scale_tril, num_rounds=2, num_samples=250, kind="student-t", df=5.0,
+                 widen=1.1, alpha=0.2, chunk_size=None):
+    """``(loc, scale_tril)`` ``(N, dim)``, ``(N, dim, dim)`` adapted to each datapoint's posterior by
+    importance-weighted moment matching (adaptive importance sampling; cf. Paananen et al. 2021, "Implicitly
+    adaptive importance sampling"): each round draws ``num_samples`` from the current proposal (``kind``,
+    ``widen`` times its scale), PSIS-smooths the weights, and moves the location to the weighted posterior
+    mean and the scale matrix to the weighted posterior covariance, shrunk toward the current one by the
+    pilot's effective sample size ``ESS / (ESS + MOMENT_PRIOR_DRAWS)``. A Student-t proposal built on them
+    has ``df / (df - 2)`` times the posterior's covariance: heavier and wider, as importance sampling wants."""
+    check_positive("num_samples", num_samples, integer=True)
+    n, dim = loc.shape
+    eye = torch.eye(dim, dtype=loc.dtype, device=loc.device)
+    for _ in range(num_rounds):
+        r = Proposal(kind, loc, scale_tril, space, loc.new_full((n,), widen), df, alpha)
+        lw, z = proposal_log_weights(model, x, space, r, num_samples, chunk_size, return_draws=True)
+        w = psis_weights(lw)  # (S, N)
+        mean = torch.einsum("sn,snd->nd", w, z)
+        centred = z - mean
+        cov = torch.einsum("sn,snd,sne->nde", w, centred, centred)
+        ess = 1 / (w ** 2).sum(0)
+        trust = (ess / (ess + MOMENT_PRIOR_DRAWS))[:, None]
+        loc = trust * mean + (1 - trust) * loc
+        cov = trust[..., None] * cov + (1 - trust[..., None]) * scale_tril @ scale_tril.transpose(-1, -2)
+        scale_tril = torch.linalg.cholesky(cov + 1e-6 * cov.diagonal(dim1=-2, dim2=-1).mean(-1)[:, None, None] * eye)
+    return loc, scale_tril
 
 
 def _psis(log_weights):
     """PSIS k-hat ``(N,)`` and the PSIS effective sample size ``(N,)`` (numpy)."""
-    khat = pareto_khat(log_weights)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        smoothed, _ = arviz_psislw(log_weights.detach().double().cpu().numpy().T)
-    smoothed = np.asarray(smoothed)
-    smoothed = smoothed - np.logaddexp.reduce(smoothed, axis=-1, keepdims=True)
-    ess = np.exp(-np.logaddexp.reduce(2 * smoothed, axis=-1))
-    return khat, ess
+    w = psis_weights(log_weights).double()
+    return pareto_khat(log_weights), (1 / (w ** 2).sum(0)).cpu().numpy()
 
 
 @dataclass
@@ -259,10 +302,11 @@ def _check_args(proposal, widen_grid, df, alpha, num_samples, num_pilot, batch_s
 
 
 @torch.no_grad()
-def refined_marginal_likelihood(model, guide, data, num_samples=1000, *, fit="elbo", proposal="student-t",
+def refined_marginal_likelihood(model, guide, data, num_samples=500, *, fit="elbo", proposal="student-t",
                                 widen_grid=(1.0, 1.2, 1.5, 2.0), df=5.0, alpha=0.2, num_refine_steps=300,
                                 lr=0.05, num_refine_particles=8, num_newton_steps=10, num_components=2, num_pilot=200,
-                                batch_size=100, chunk_size=None, progress=False):
+                                num_adapt_rounds=0, num_adapt_samples=250, batch_size=100, chunk_size=None,
+                                progress=False):
     """Importance-sampled ``log p(x_n)`` under a refined, heavier-tailed proposal per datapoint (see the
     module docstring), with PSIS k-hat and effective sample size, as a :class:`RefinedMarginalLikelihood`.
 
@@ -270,12 +314,21 @@ def refined_marginal_likelihood(model, guide, data, num_samples=1000, *, fit="el
     ``0`` keeps the guide's location and scale) or ``'laplace'`` (a full covariance at the posterior mode,
     :func:`laplace`, ``num_newton_steps`` Newton steps) or ``'laplace-mixture'`` (one Laplace fit per cluster for
     the ``num_components`` most probable clusters, :func:`laplace_mixture`; ``proposal`` 'student-t' or 'normal').
-    One factor in ``widen_grid`` skips the pilot.
+    ``num_adapt_rounds`` rounds of :func:`moment_match` with ``num_adapt_samples`` draws each then adapt the
+    fitted location and covariance to the posterior (not with ``'laplace-mixture'``); the first factor in
+    ``widen_grid`` widens their pilots. One factor in ``widen_grid`` skips the widening pilot.
     """
     if fit not in FITS:
         raise ConfigError(f"unknown fit {fit!r}; choose one of: {', '.join(FITS)}")
     if fit == "laplace-mixture" and proposal == "defensive":
         raise ConfigError("fit='laplace-mixture' takes proposal 'student-t' or 'normal', not 'defensive'")
+    if isinstance(num_adapt_rounds, bool) or not isinstance(num_adapt_rounds, int) or num_adapt_rounds < 0:
+        raise ConfigError(f"num_adapt_rounds must be a non-negative integer, got {num_adapt_rounds!r}; pass e.g. 2")
+    if num_adapt_rounds and fit == "laplace-mixture":
+        raise ConfigError("moment matching (num_adapt_rounds > 0) adapts one location and covariance; "
+                          "fit='laplace-mixture' has one per component: pass num_adapt_rounds=0 or fit='laplace'")
+    if num_adapt_rounds:
+        check_positive("num_adapt_samples", num_adapt_samples, integer=True)
     widen_grid = tuple(float(w) for w in widen_grid)
     _check_args(proposal, widen_grid, df, alpha, num_samples, num_pilot, batch_size, num_refine_particles)
     if isinstance(num_refine_steps, bool) or not isinstance(num_refine_steps, int) or num_refine_steps < 0:
@@ -297,6 +350,9 @@ def refined_marginal_likelihood(model, guide, data, num_samples=1000, *, fit="el
         else:
             loc, scale = refine(model, xb, space, num_refine_steps, lr, num_refine_particles)
             scale_tril = torch.diag_embed(scale)
+        if num_adapt_rounds:
+            loc, scale_tril = moment_match(model, xb, space, loc, scale_tril, num_adapt_rounds, num_adapt_samples,
+                                           proposal, df, widen_grid[0], alpha, chunk_size)
 
         def make(widen):
             if fit == "laplace-mixture":

@@ -31,7 +31,8 @@ EVAL = "eval.json"
 #: Guide draws per datapoint of the ELBO that ``evaluate`` reports beside an estimator other than ``is-guide``.
 ELBO_SAMPLES = 100
 #: What each estimator is, in words (the CLI's help and the line ``evaluate`` prints).
-DESCRIPTIONS = {"is": "importance sampling from a Laplace fit per datapoint as a Student-t (the reliable one)",
+DESCRIPTIONS = {"is": ("importance sampling from a Laplace fit per datapoint, moment-matched to its posterior, as a "
+                       "Student-t (the reliable one)"),
                 "is-guide": "importance sampling from the amortized guide q(z | x) (quick)",
                 "ais": "annealed importance sampling from q(z | x) with HMC (for agreement)"}
 

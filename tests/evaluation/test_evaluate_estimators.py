@@ -61,9 +61,9 @@ def test_a_binarized_run_is_scored_on_the_static_draw(runs, capsys, name):
 
 def test_each_estimator_reports_its_counts_and_diagnostics(runs, capsys):
     default, err = _evaluate(capsys, runs["cb"])
-    assert default["estimator"] == "is" and default["num_samples"] == default_count("is", "num_samples") == 1000
+    assert default["estimator"] == "is" and default["num_samples"] == default_count("is", "num_samples") == 500
     assert {"khat_share_above_0_7", "khat_max", "ess_mean", "ess_min", "log_likelihood_reliable", "elbo"} <= set(default)
-    assert f"by is, 1000 samples per datapoint; k-hat > 0.7 for {default['khat_share_above_0_7']:.0%}" in err
+    assert f"by is, 500 samples per datapoint; k-hat > 0.7 for {default['khat_share_above_0_7']:.0%}" in err
     guide_is, err = _evaluate(capsys, runs["cb"], "--estimator", "is-guide", "--num-samples", "40")
     assert guide_is["num_samples"] == 40 and "elbo_num_samples" not in guide_is  # the ELBO of the same draws
     assert guide_is["elbo"] <= guide_is["log_likelihood"]
