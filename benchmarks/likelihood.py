@@ -35,10 +35,12 @@ def parse_args(argv=None):
     p.add_argument("--estimators", nargs="+", choices=ESTIMATORS, default=list(ESTIMATORS))
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--is-samples", type=int, default=5000, help="samples of plain IS with the guide")
-    p.add_argument("--refined-samples", type=int, default=2000)
+    p.add_argument("--refined-samples", type=int, default=500)
     p.add_argument("--fit", default="laplace", choices=("laplace", "laplace-mixture", "elbo"),
                    help="refined IS: how to fit each image")
-    p.add_argument("--newton-steps", type=int, default=8)
+    p.add_argument("--newton-steps", type=int, default=3)
+    p.add_argument("--adapt-rounds", type=int, default=2, help="refined IS: rounds of moment matching (0: none)")
+    p.add_argument("--adapt-samples", type=int, default=200, help="refined IS: draws per moment-matching round")
     p.add_argument("--components", type=int, default=2, help="laplace-mixture: clusters with a component")
     p.add_argument("--proposal", default="student-t", choices=("student-t", "normal", "defensive"))
     p.add_argument("--df", type=float, default=5.0, help="degrees of freedom of the Student-t proposal")
@@ -111,7 +113,7 @@ def main(argv=None):
     if "refined" in args.estimators:
         r, s = timed(lambda: refined_marginal_likelihood(
             model, guide, x, args.refined_samples, fit=args.fit, num_newton_steps=args.newton_steps,
-            num_components=args.components,
+            num_components=args.components, num_adapt_rounds=args.adapt_rounds, num_adapt_samples=args.adapt_samples,
             proposal=args.proposal, df=args.df, widen_grid=args.widen_grid,
             num_refine_steps=args.refine_steps, lr=args.refine_lr, num_pilot=args.num_pilot,
             batch_size=args.batch_size))

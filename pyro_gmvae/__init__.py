@@ -20,6 +20,8 @@ from .inference.training import Trainer
 from .nn import register_network
 from .plugins import import_plugins
 from .estimator import GMVAEClusterer
+from .evaluation.estimators import estimate_log_likelihood
+from .selection import choose_num_clusters, sweep_num_clusters
 
 __version__ = "0.1.0"
 
@@ -30,5 +32,6 @@ __all__ = [
     "FreeBitsMessenger", "free_bits", "make_elbo", "Trainer", "MODELS", "PRIORS", "ClusterModel", "Decoder",
     "build", "register_model", "register_prior", "log_marginal_likelihood", "exact_log_marginal_likelihood",
     "estimate_marginal_likelihood", "DATASET_DEFAULTS", "PRESETS", "defaults_for", "GMVAEClusterer",
-    "register_guide", "register_network", "import_plugins",
+    "register_guide", "register_network", "import_plugins", "estimate_log_likelihood", "sweep_num_clusters",
+    "choose_num_clusters",
 ]

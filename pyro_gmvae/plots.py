@@ -24,6 +24,7 @@ from .evaluation.responsibilities import predict
 from .inference.amortized import encode_mean
 from .runs import (atomic_write_bytes, check_writable, load_checkpoint, load_run, load_run_data, memory_bytes,
                    read_metrics, storage_error)
+from .selection import choose_num_clusters, summarise_sweep
 
 _IMAGE_SHAPES = IMAGE_SHAPES  # flat sizes we know how to show as images
 _MAX_POINTS = 5000
@@ -417,3 +418,30 @@ def _check_metrics_file(run_dir, rows):
     if len(rows) < len(lines) - 1 or (lines and not rows):
         raise CheckpointError(f"line {len(rows) + 1} of {path} is not a JSON row of metrics, so the curves cannot be "
                               "drawn; fix or delete that line (pyro-gmvae train --resume rewrites the file)")
+
+
+def plot_num_clusters(rows, out):
+    """The figure of a K sweep (:func:`~pyro_gmvae.selection.sweep_num_clusters`): held-out ``log p(x)`` and
+    ELBO against K, the mean over seeds with one standard deviation as error bars, the K each picks marked.
+    Returns the path written."""
+    check_picture_path(out)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for key, label, colour in (("log_likelihood", "held-out log p(x) (IS)", _colour(0)),
+                               ("elbo", "held-out ELBO", _colour(1))):
+        stats = summarise_sweep(rows, key)
+        ks = sorted(stats)
+        means = np.array([stats[k][0] for k in ks])
+        stds = np.nan_to_num(np.array([stats[k][1] for k in ks]))
+        ax.errorbar(ks, means, yerr=stds, marker="o", capsize=3, color=colour,
+                    label=f"{label}: best K = {choose_num_clusters(rows, key)}")
+        best = choose_num_clusters(rows, key)
+        ax.plot([best], [stats[best][0]], marker="*", markersize=14, color=colour, linestyle="none")
+    seeds = sorted({r["seed"] for r in rows})
+    ax.set_xlabel("number of clusters K")
+    ax.set_ylabel("nats per held-out datapoint")
+    ax.set_title(f"choosing K: mean ± sd over {len(seeds)} seed{'s' if len(seeds) > 1 else ''}", fontsize="medium")
+    ax.set_xticks(sorted({r["num_clusters"] for r in rows}))
+    ax.legend(fontsize="small", loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
