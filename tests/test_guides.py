@@ -25,6 +25,7 @@ LISTED = [
     "08-reproducing-the-papers.md",
     "09-distributed-training.md",
     "10-cluster-inference.md",
+    "11-choosing-k.md",
 ]
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 
