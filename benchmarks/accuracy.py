@@ -80,17 +80,19 @@ def run_seeds(name, seeds, train_args, evaluate_split=None):
 
 
 def start_scores(run_dir):
-    """The start's scores (after the initialisation, after the warm-up) from the run's pretrained.pt."""
-    import torch
-
+    """The start's scores (its own labels, the model after the initialisation and after the warm-up) from the run's
+    pretrained.pt."""
     path = run_dir / "pretrained.pt"
     if not path.exists():
         return {}
-    report = dict(torch.load(path, map_location="cpu", weights_only=False).get("pretrain_report") or {})
+    from pyro_gmvae.runs import load_checkpoint  # weights_only, as every command: a run folder runs no code
+
+    report = dict(load_checkpoint(path).get("pretrain_report") or {})
     if "warmup_loss" in report and "warmup_acc" not in report and "init_acc" in report:
         # runs of commit 75912b2 scored the start once, after the warm-up
         report["warmup_acc"] = report.pop("init_acc")
-    return {k: report[k] for k in ("init_acc", "warmup_acc", "pretrain_seconds", "init_seconds") if k in report}
+    keys = ("start_labels_acc", "init_acc", "warmup_acc", "pretrain_seconds", "init_seconds")
+    return {k: report[k] for k in keys if k in report}
 
 
 def umap_rows(dataset, seeds, data_args):

@@ -17,8 +17,8 @@ import torch
 from ..data import Dataset, validate_data
 from ..data.binarize import binarize_epoch, binarize_static, check_binarizable
 from ..errors import DataError, TrainingError
-from ..evaluation.metrics import (active_clusters, cluster_information, clustering_scores, most_confident_accuracy,
-                                  used_clusters)
+from ..evaluation.metrics import (active_clusters, cluster_information, clustering_scores, hungarian_accuracy,
+                                  most_confident_accuracy, used_clusters)
 from ..evaluation.responsibilities import cluster_marginals
 from ..nn import use_autocast
 from .cluster_inference import make_cluster_inference
@@ -180,6 +180,8 @@ class Trainer:
             t1 = time.perf_counter()
             labels, init_report = initialise_prior(prior, self.guide, data.x, strategy=config.init, seed=config.seed)
             report.update(init_report, init_seconds=time.perf_counter() - t1)
+            if data.y is not None:  # the start's own labels (UMAP + GMM, or the GMM): what the model starts from
+                report["start_labels_acc"] = hungarian_accuracy(data.y, labels)
             if config.init_guide_scale is not None:
                 init_guide_scale(self.guide, config.init_guide_scale)
             report.update(self._start_scores(data, "init"))
