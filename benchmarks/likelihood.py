@@ -40,7 +40,10 @@ def parse_args(argv=None):
                    help="refined IS: how to fit each image")
     p.add_argument("--newton-steps", type=int, default=3)
     p.add_argument("--adapt-rounds", type=int, default=2, help="refined IS: rounds of moment matching (0: none)")
-    p.add_argument("--adapt-samples", type=int, default=200, help="refined IS: draws per moment-matching round")
+    p.add_argument("--adapt-samples", type=int, default=None,
+                   help="refined IS: draws per moment-matching round (default: 25 per latent dimension, >= 200)")
+    p.add_argument("--max-adapt-rounds", type=int, default=8,
+                   help="refined IS: rounds in all for the images whose pilot fails PSIS")
     p.add_argument("--components", type=int, default=2, help="laplace-mixture: clusters with a component")
     p.add_argument("--proposal", default="student-t", choices=("student-t", "normal", "defensive"))
     p.add_argument("--df", type=float, default=5.0, help="degrees of freedom of the Student-t proposal")
@@ -114,6 +117,7 @@ def main(argv=None):
         r, s = timed(lambda: refined_marginal_likelihood(
             model, guide, x, args.refined_samples, fit=args.fit, num_newton_steps=args.newton_steps,
             num_components=args.components, num_adapt_rounds=args.adapt_rounds, num_adapt_samples=args.adapt_samples,
+            max_adapt_rounds=max(args.max_adapt_rounds, args.adapt_rounds),
             proposal=args.proposal, df=args.df, widen_grid=args.widen_grid,
             num_refine_steps=args.refine_steps, lr=args.refine_lr, num_pilot=args.num_pilot,
             batch_size=args.batch_size))

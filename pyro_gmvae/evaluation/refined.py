@@ -220,6 +220,10 @@ def psis_weights(log_weights):
     return (smoothed - smoothed.logsumexp(0)).exp().to(log_weights.dtype)
 
 
+#: The default pilot of a moment-matching round: this many draws per latent dimension (a covariance in more
+#: dimensions needs more), at least ``MIN_ADAPT_DRAWS``.
+ADAPT_DRAWS_PER_DIM = 25
+MIN_ADAPT_DRAWS = 200
 #: Moment matching trusts a pilot's moments in proportion ESS / (ESS + this): a pilot with a few effective
 #: draws moves the proposal a little, one with hundreds replaces it.
 MOMENT_PRIOR_DRAWS = 20.0
@@ -233,14 +237,18 @@ def moment_match(model, x, space, loc, scale_tril, num_rounds=2, num_samples=250
     ``widen`` times its scale), PSIS-smooths the weights, and moves the location to the weighted posterior
     mean and the scale matrix to the weighted posterior covariance, shrunk toward the current one by the
     pilot's effective sample size ``ESS / (ESS + MOMENT_PRIOR_DRAWS)``. A Student-t proposal built on them
-    has ``df / (df - 2)`` times the posterior's covariance: heavier and wider, as importance sampling wants."""
+    has ``df / (df - 2)`` times the posterior's covariance: heavier and wider, as importance sampling wants.
+    Returns ``(loc, scale_tril, khat)``, ``khat`` ``(N,)`` the PSIS k-hat of the last round's pilot (of the
+    proposal before that round's update: above 0.7, the moments came from a poor pilot)."""
     check_positive("num_samples", num_samples, integer=True)
     n, dim = loc.shape
     eye = torch.eye(dim, dtype=loc.dtype, device=loc.device)
+    khat = np.full(n, np.nan)
     for _ in range(num_rounds):
         r = Proposal(kind, loc, scale_tril, space, loc.new_full((n,), widen), df, alpha)
         lw, z = proposal_log_weights(model, x, space, r, num_samples, chunk_size, return_draws=True)
         w = psis_weights(lw)  # (S, N)
+        khat = pareto_khat(lw)
         mean = torch.einsum("sn,snd->nd", w, z)
         centred = z - mean
         cov = torch.einsum("sn,snd,sne->nde", w, centred, centred)
@@ -249,7 +257,7 @@ def moment_match(model, x, space, loc, scale_tril, num_rounds=2, num_samples=250
         loc = trust * mean + (1 - trust) * loc
         cov = trust[..., None] * cov + (1 - trust[..., None]) * scale_tril @ scale_tril.transpose(-1, -2)
         scale_tril = torch.linalg.cholesky(cov + 1e-6 * cov.diagonal(dim1=-2, dim2=-1).mean(-1)[:, None, None] * eye)
-    return loc, scale_tril
+    return loc, scale_tril, khat
 
 
 def _psis(log_weights):
@@ -305,8 +313,8 @@ def _check_args(proposal, widen_grid, df, alpha, num_samples, num_pilot, batch_s
 def refined_marginal_likelihood(model, guide, data, num_samples=500, *, fit="elbo", proposal="student-t",
                                 widen_grid=(1.0, 1.2, 1.5, 2.0), df=5.0, alpha=0.2, num_refine_steps=300,
                                 lr=0.05, num_refine_particles=8, num_newton_steps=10, num_components=2, num_pilot=200,
-                                num_adapt_rounds=0, num_adapt_samples=250, batch_size=100, chunk_size=None,
-                                progress=False):
+                                num_adapt_rounds=0, num_adapt_samples=None, max_adapt_rounds=None, batch_size=100,
+                                chunk_size=None, progress=False):
     """Importance-sampled ``log p(x_n)`` under a refined, heavier-tailed proposal per datapoint (see the
     module docstring), with PSIS k-hat and effective sample size, as a :class:`RefinedMarginalLikelihood`.
 
@@ -314,9 +322,12 @@ def refined_marginal_likelihood(model, guide, data, num_samples=500, *, fit="elb
     ``0`` keeps the guide's location and scale) or ``'laplace'`` (a full covariance at the posterior mode,
     :func:`laplace`, ``num_newton_steps`` Newton steps) or ``'laplace-mixture'`` (one Laplace fit per cluster for
     the ``num_components`` most probable clusters, :func:`laplace_mixture`; ``proposal`` 'student-t' or 'normal').
-    ``num_adapt_rounds`` rounds of :func:`moment_match` with ``num_adapt_samples`` draws each then adapt the
+    ``num_adapt_rounds`` rounds of :func:`moment_match` with ``num_adapt_samples`` draws each (default
+    :data:`ADAPT_DRAWS_PER_DIM` per latent dimension, at least :data:`MIN_ADAPT_DRAWS`) then adapt the
     fitted location and covariance to the posterior (not with ``'laplace-mixture'``); the first factor in
-    ``widen_grid`` widens their pilots. One factor in ``widen_grid`` skips the widening pilot.
+    ``widen_grid`` widens their pilots. The datapoints whose last pilot still has k-hat above 0.7 get further
+    rounds, one at a time, up to ``max_adapt_rounds`` in all (default ``num_adapt_rounds``: none). One factor in
+    ``widen_grid`` skips the widening pilot.
     """
     if fit not in FITS:
         raise ConfigError(f"unknown fit {fit!r}; choose one of: {', '.join(FITS)}")
@@ -327,8 +338,13 @@ def refined_marginal_likelihood(model, guide, data, num_samples=500, *, fit="elb
     if num_adapt_rounds and fit == "laplace-mixture":
         raise ConfigError("moment matching (num_adapt_rounds > 0) adapts one location and covariance; "
                           "fit='laplace-mixture' has one per component: pass num_adapt_rounds=0 or fit='laplace'")
-    if num_adapt_rounds:
+    if num_adapt_rounds and num_adapt_samples is not None:
         check_positive("num_adapt_samples", num_adapt_samples, integer=True)
+    max_adapt_rounds = num_adapt_rounds if max_adapt_rounds is None else max_adapt_rounds
+    if (isinstance(max_adapt_rounds, bool) or not isinstance(max_adapt_rounds, int)
+            or max_adapt_rounds < num_adapt_rounds):
+        raise ConfigError(f"max_adapt_rounds must be an integer >= num_adapt_rounds ({num_adapt_rounds}), got "
+                          f"{max_adapt_rounds!r}; pass e.g. max_adapt_rounds={num_adapt_rounds + 4}")
     widen_grid = tuple(float(w) for w in widen_grid)
     _check_args(proposal, widen_grid, df, alpha, num_samples, num_pilot, batch_size, num_refine_particles)
     if isinstance(num_refine_steps, bool) or not isinstance(num_refine_steps, int) or num_refine_steps < 0:
@@ -351,8 +367,18 @@ def refined_marginal_likelihood(model, guide, data, num_samples=500, *, fit="elb
             loc, scale = refine(model, xb, space, num_refine_steps, lr, num_refine_particles)
             scale_tril = torch.diag_embed(scale)
         if num_adapt_rounds:
-            loc, scale_tril = moment_match(model, xb, space, loc, scale_tril, num_adapt_rounds, num_adapt_samples,
-                                           proposal, df, widen_grid[0], alpha, chunk_size)
+            draws = num_adapt_samples or max(MIN_ADAPT_DRAWS, ADAPT_DRAWS_PER_DIM * loc.shape[-1])
+            adapt = dict(num_samples=draws, kind=proposal, df=df, widen=widen_grid[0], alpha=alpha,
+                         chunk_size=chunk_size)
+            loc, scale_tril, pilot_khat = moment_match(model, xb, space, loc, scale_tril, num_adapt_rounds, **adapt)
+            for _ in range(max_adapt_rounds - num_adapt_rounds):  # more rounds where the pilot failed PSIS
+                poor = torch.as_tensor(pilot_khat > KHAT_THRESHOLD, device=xb.device).nonzero()[:, 0]
+                if not len(poor):
+                    break
+                sub = moment_match(model, xb[poor], LatentSpace(guide, xb[poor]), loc[poor], scale_tril[poor], 1,
+                                   **adapt)
+                loc, scale_tril = loc.index_copy(0, poor, sub[0]), scale_tril.index_copy(0, poor, sub[1])
+                pilot_khat[poor.cpu().numpy()] = sub[2]
 
         def make(widen):
             if fit == "laplace-mixture":

@@ -94,6 +94,7 @@ def test_weights_are_exact_for_the_exact_posterior(float64):
     ({"num_adapt_rounds": -1}, "num_adapt_rounds must be a non-negative integer"),
     ({"num_adapt_rounds": 1, "num_adapt_samples": 0}, "num_adapt_samples must be > 0"),
     ({"num_adapt_rounds": 1, "fit": "laplace-mixture"}, "pass num_adapt_rounds=0 or fit='laplace'"),
+    ({"num_adapt_rounds": 2, "max_adapt_rounds": 1}, "max_adapt_rounds must be an integer >= num_adapt_rounds"),
 ])
 def test_bad_arguments_are_refused(kwargs, match):
     model, guide = build(ModelConfig(data_dim=6, num_clusters=3, latent_dim=2, network="toy"))
@@ -188,7 +189,7 @@ def test_moment_matching_reaches_the_exact_gaussian_posterior(float64):
     space = LatentSpace(moment_matched_guide(model, inflate=0.2), x)
     start = space.loc + cov[0].diagonal().sqrt()
     with torch.no_grad():
-        loc, tril = moment_match(model, x, space, start, torch.diag_embed(space.scale), num_rounds=3,
+        loc, tril, _ = moment_match(model, x, space, start, torch.diag_embed(space.scale), num_rounds=3,
                                  num_samples=20000)
     cov = cov.detach()
     sd = cov[0].diagonal().sqrt()
@@ -211,3 +212,25 @@ def test_moment_matching_mends_the_laplace_fit_of_a_cluster_mixture(float64):
     assert (adapted.khat > 0.7).sum() < (alone.khat > 0.7).sum()
     assert adapted.khat.max() < alone.khat.max() - 0.3
     assert (adapted.log_likelihood - exact).abs().max() < 4 / float(np.sqrt(adapted.ess.min()))
+
+
+def test_further_rounds_go_only_to_the_datapoints_whose_pilot_failed(float64, monkeypatch):
+    """max_adapt_rounds: after the common rounds, a round for the points with pilot k-hat > 0.7 only; with a
+    generous budget every pilot passes on the cluster mixture where two rounds leave one point failing."""
+    from pyro_gmvae.evaluation import refined
+
+    model = linear_gaussian_model(4, noise_scale=0.5, spread=1.0)
+    x = sample_data(model, 10)
+    guide = moment_matched_guide(model, inflate=0.2)
+    sizes, original = [], refined.moment_match
+    def counted(model, xb, *args, **kwargs):
+        sizes.append(len(xb))
+        return original(model, xb, *args, **kwargs)
+
+    monkeypatch.setattr(refined, "moment_match", counted)
+    exact = exact_log_marginal_likelihood(model, x)
+    result = refined_marginal_likelihood(model, guide, x, num_samples=1000, fit="laplace", widen_grid=(1.1,),
+                                         num_adapt_rounds=2, max_adapt_rounds=8)
+    # the common rounds on all 10 points, then rounds for the failing points alone
+    assert sizes[0] == 10 and len(sizes) > 1 and all(n < 10 for n in sizes[1:])
+    assert (result.log_likelihood - exact).abs().max() < 4 / float(np.sqrt(result.ess.min()))
