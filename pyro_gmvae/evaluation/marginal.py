@@ -293,14 +293,17 @@ def _linear_layer(net):
 
 
 def _mixture_of(prior):
-    from ..models.priors import MixturePrior, StandardNormalPrior
+    from ..models.priors import FullCovarianceMixturePrior, MixturePrior, StandardNormalPrior
 
+    if isinstance(prior, FullCovarianceMixturePrior):
+        tril = prior.scale_tril
+        return torch.log_softmax(prior.logits, -1), prior.loc, tril @ tril.mT
     if isinstance(prior, MixturePrior):
-        return torch.log_softmax(prior.logits, -1), prior.loc, prior.scale
+        return torch.log_softmax(prior.logits, -1), prior.loc, torch.diag_embed(prior.scale ** 2)
     if isinstance(prior, StandardNormalPrior):
         zero = prior._zero
-        return zero.new_zeros(1), zero[None], torch.ones_like(zero)[None]
-    raise ConfigError(f"the closed-form evidence needs a MixturePrior or StandardNormalPrior, got "
+        return zero.new_zeros(1), zero[None], torch.eye(zero.shape[0], dtype=zero.dtype, device=zero.device)[None]
+    raise ConfigError(f"the closed-form evidence needs a MixturePrior, FullCovarianceMixturePrior or StandardNormalPrior, got "
                       f"{type(prior).__name__}; use log_marginal_likelihood for other priors")
 
 
@@ -320,11 +323,11 @@ def exact_log_marginal_likelihood(model, x):
     if linear is None or decoder.likelihood != "normal":
         raise ConfigError("the closed-form evidence needs a Decoder whose net is a single torch.nn.Linear and whose "
                           "likelihood is 'normal'; use log_marginal_likelihood for other decoders")
-    log_pi, loc, scale = _mixture_of(prior)
+    log_pi, loc, prior_covs = _mixture_of(prior)
     weight = linear.weight  # (D, d)
     bias = linear.bias if linear.bias is not None else weight.new_zeros(weight.shape[0])
     noise_var = positive(decoder.scale_raw) ** 2
     means = loc @ weight.T + bias  # (K, D)
-    covs = (weight * scale[:, None, :] ** 2) @ weight.T + torch.diag_embed(noise_var.expand(means.shape))
+    covs = weight @ prior_covs @ weight.T + torch.diag_embed(noise_var.expand(means.shape))
     components = torch.distributions.MultivariateNormal(means, covariance_matrix=covs)
     return (components.log_prob(x[:, None, :]) + log_pi).logsumexp(-1)

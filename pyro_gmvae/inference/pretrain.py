@@ -14,7 +14,8 @@ three stages, each a choice by name:
 
 2. **Initialisation strategies** (:data:`INIT_STRATEGIES`), each giving labels for the data and a
    diagonal mixture (weights, means, scales) in latent space, copied into the prior by
-   ``prior.init_from_gmm``:
+   ``prior.init_from_gmm`` (a prior with ``full_covariance = True`` gets each labelled cluster's full
+   covariance of the codes instead):
 
    - ``gmm``: the paper's: a diagonal Gaussian mixture on the codes (scikit-learn, the best of
      ``n_init`` k-means-initialised EM runs by likelihood; no label is used).
@@ -154,6 +155,15 @@ def _moments(codes, labels, k):
     return counts / counts.sum(), means, np.maximum(stds, floor)
 
 
+def _full_moments(codes, labels, k):
+    """Each cluster's share, mean and Cholesky factor of the covariance of the codes (a ridge of 1e-6 of the
+    codes' mean variance keeps a flat cluster positive definite)."""
+    weights, means, _ = _moments(codes, labels, k)
+    ridge = 1e-6 * codes.var(0).mean() * np.eye(codes.shape[1])
+    trils = np.stack([np.linalg.cholesky(np.cov(codes[labels == j].T, bias=True) + ridge) for j in range(k)])
+    return weights, means, trils
+
+
 def _umap_start(codes, k, seed, n_components=10, n_neighbors=20, n_init=5):
     """Ours (N2D's recipe): UMAP of the codes, a full-covariance GMM on the embedding, moments in latent space."""
     try:
@@ -195,8 +205,12 @@ def initialise_prior(prior, guide, x, *, strategy="gmm", seed=0):
     INIT_STRATEGIES.check(strategy)
     codes = encode_mean(guide, x).double().cpu().numpy()
     labels, weights, means, scales, report = INIT_STRATEGIES[strategy](codes, prior.num_clusters, seed)
+    if getattr(prior, "full_covariance", False):  # the labels' full covariances, not the strategy's diagonal
+        weights, means, scales = _full_moments(codes, np.asarray(labels), prior.num_clusters)
     prior.init_from_gmm(weights, means, scales)
-    report = {"init": strategy, **report, "init_mean_component_scale": float(np.mean(scales))}
+    scales = np.asarray(scales)
+    stds = scales if scales.ndim == 2 else np.sqrt((scales ** 2).sum(-1))  # a Cholesky factor's row norms
+    report = {"init": strategy, **report, "init_mean_component_scale": float(np.mean(stds))}
     return torch.as_tensor(np.asarray(labels), dtype=torch.long, device=x.device), report
 
 

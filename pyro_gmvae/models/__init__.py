@@ -12,7 +12,8 @@ from ..nn import build_decoder_net, build_encoder_net
 from . import hierarchical  # noqa: F401  (registers the "hierarchical" model and its prior)
 from .decoders import Decoder
 from .model import ClusterModel
-from .priors import PRIORS, ConditionalMixturePrior, MixturePrior, StandardNormalPrior, register_prior
+from .priors import (PRIORS, ConditionalMixturePrior, FullCovarianceMixturePrior, MixturePrior, StandardNormalPrior,
+                     register_prior)
 from .specs import MODELS, ModelSpec, register_model
 
 
@@ -40,6 +41,7 @@ def build(config):
 
 __all__ = [
     "MODELS", "ModelSpec", "register_model", "build", "build_prior", "ClusterModel", "Decoder",
-    "PRIORS", "register_prior", "StandardNormalPrior", "MixturePrior", "ConditionalMixturePrior", "ConfigError",
+    "PRIORS", "register_prior", "StandardNormalPrior", "MixturePrior", "FullCovarianceMixturePrior",
+    "ConditionalMixturePrior", "ConfigError",
 ]
 

@@ -155,6 +155,50 @@ class MixturePrior(GaussianComponents, PyroModule):
         self._set_components(means, scales)
 
 
+class FullCovarianceMixturePrior(MixturePrior):
+    """VaDE's mixture with full-covariance components (ours, an option beside the paper's diagonal one)::
+
+        cluster ~ Categorical(softmax(logits))
+        z | cluster ~ MultivariateNormal(loc[cluster], scale_tril[cluster])
+
+    ``scale_tril`` is lower-triangular with a ``softplus(raw) + min_scale`` diagonal. ``init_from_gmm`` takes
+    ``scales`` as standard deviations ``(K, d)`` or as Cholesky factors ``(K, d, d)``; the start
+    (:func:`~pyro_gmvae.inference.pretrain.initialise_prior`) passes the full covariance of each cluster's codes,
+    since ``full_covariance`` is set.
+
+    >>> prior = FullCovarianceMixturePrior(latent_dim=2, num_clusters=3)
+    >>> prior.z_dist(torch.tensor(1)).covariance_matrix.tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+
+    full_covariance = True
+
+    def _init_components(self, num_clusters, latent_dim):
+        self.loc = nn.Parameter(torch.randn(num_clusters, latent_dim))
+        eye = torch.eye(latent_dim).expand(num_clusters, latent_dim, latent_dim)
+        self.tril_raw = nn.Parameter(torch.where(eye > 0, inverse_softplus(torch.ones(())), torch.zeros(())))
+
+    @property
+    def scale_tril(self):
+        diagonal = positive(self.tril_raw.diagonal(dim1=-2, dim2=-1))
+        return self.tril_raw.tril(-1) + torch.diag_embed(diagonal)
+
+    def z_dist(self, cluster):
+        tril = self.scale_tril
+        rows = select(tril.flatten(-2), cluster).unflatten(-1, tril.shape[-2:])
+        return dist.MultivariateNormal(select(self.loc, cluster), scale_tril=rows)
+
+    @torch.no_grad()
+    def _set_components(self, means, scales):
+        p = self.loc
+        p.copy_(torch.as_tensor(means, dtype=p.dtype, device=p.device))
+        scales = torch.as_tensor(np.asarray(scales), dtype=p.dtype, device=p.device)
+        if scales.dim() == 2:  # standard deviations
+            scales = torch.diag_embed(scales)
+        diagonal = scales.diagonal(dim1=-2, dim2=-1).clamp_min(2 * MIN_SCALE)
+        self.tril_raw.copy_(scales.tril(-1) + torch.diag_embed(inverse_softplus(diagonal).to(p.device, p.dtype)))
+
+
 class ConditionalMixturePrior(PyroModule):
     """GMVAE's conditional mixture (Dilokthanakul et al. 2016)::
 
@@ -226,6 +270,7 @@ class ConditionalMixturePrior(PyroModule):
 #: Priors by name (:data:`pyro_gmvae.registry.PRIORS`): register a class to make it a one-argument swap.
 PRIORS.builtin("standard-normal", StandardNormalPrior)
 PRIORS.builtin("mixture", MixturePrior)
+PRIORS.builtin("full-mixture", FullCovarianceMixturePrior)
 PRIORS.builtin("conditional-mixture", ConditionalMixturePrior)
 
 
