@@ -5,6 +5,7 @@ import pytest
 from pyro_gmvae import DATASET_DEFAULTS, PRESETS, ModelConfig, TrainConfig, cli, defaults_for
 from pyro_gmvae.cli import build_parser
 from pyro_gmvae.data import DATASETS
+from pyro_gmvae.defaults import resolve
 
 DATA_DIMS = {"digits": 64, "synthetic": 2, "mnist": 784, "fashion-mnist": 784, "svhn": 3072, "file": 10}
 
@@ -66,3 +67,11 @@ def test_the_learning_rate_floor_is_below_the_rate(dataset, preset):
     """A floor above the rate (digits had min_lr 2e-4 over lr 1e-4) would make --lr-decay do nothing."""
     train = TrainConfig.for_dataset(dataset, preset=preset)
     assert train.min_lr <= train.lr, (dataset, preset, train.min_lr, train.lr)
+
+
+def test_a_presets_prior_stays_with_its_model():
+    assert resolve({}, "vade-mnist")[0]["prior"] == "full-mixture"
+    assert resolve({"model": "vade"}, "vade-mnist")[0]["prior"] == "full-mixture"
+    assert "prior" not in resolve({"model": "hierarchical"}, "vade-mnist")[0]  # the model's own prior
+    assert resolve({"model": "vae", "prior": "mixture"}, "vade-mnist")[0]["prior"] == "mixture"  # a flag wins
+    assert "prior" not in resolve({}, "vade-mnist-diagonal")[0]  # the paper's diagonal mixture
