@@ -176,6 +176,7 @@ def main(argv=None):
         method, dataset = args.method or name, json.loads(first_run.read_text())["data"].get("dataset", "digits")
     summary = {k: stats([r[k] for r in rows]) for k in KEYS if all(r.get(k) is not None for r in rows)}
     primary = args.primary
+    with_start_labels = all("start_labels_acc" in r for r in rows)
     row = {"table": args.table, "name": name, "method": method, "dataset": dataset, "seeds": len(rows),
            "acc (mean ± std, %)": fmt(summary["acc"]), "best acc (%)": f"{100 * summary[primary]['best']:.1f}",
            "acc, most confident (mean ± std, %)": (fmt(summary["acc_most_confident"])
@@ -186,6 +187,11 @@ def main(argv=None):
                                    if all("init_acc" in r for r in rows) else None),
            "after warm-up acc (mean, %)": (f"{100 * statistics.mean(r['warmup_acc'] for r in rows):.1f}"
                                            if all("warmup_acc" in r for r in rows) else None),
+           # the start's own labels (UMAP + GMM of the codes), and on how many seeds the model kept them
+           "start labels acc (mean, %)": (f"{100 * statistics.mean(r['start_labels_acc'] for r in rows):.1f}"
+                                          if with_start_labels else None),
+           "seeds at or above their start labels": (f"{sum(r[primary] >= r['start_labels_acc'] for r in rows)} of "
+                                                    f"{len(rows)}" if with_start_labels else None),
            "clusters in use (fewest / K)": (f"{min(r['num_used_clusters'] for r in rows)} / {rows[0]['num_clusters']}"
                                             if all(r.get("num_used_clusters") is not None for r in rows) else None),
            "median acc (%)": f"{100 * statistics.median(r[primary] for r in rows):.1f}",
