@@ -167,7 +167,7 @@ class FullCovarianceMixturePrior(MixturePrior):
     since ``full_covariance`` is set.
 
     >>> prior = FullCovarianceMixturePrior(latent_dim=2, num_clusters=3)
-    >>> prior.z_dist(torch.tensor(1)).covariance_matrix.tolist()
+    >>> prior.z_dist(torch.tensor(1)).covariance_matrix.round(decimals=4).tolist()
     [[1.0, 0.0], [0.0, 1.0]]
     """
 
