@@ -186,17 +186,25 @@ def arviz_psislw(log_weights):
     return array_stats.psislw(-log_weights, r_eff=1.0, axis=-1)
 
 
-def pareto_khat(log_weights):
-    """Pareto-smoothed importance sampling k-hat of each datapoint, ``(N,)`` numpy, from
-    ``(S, N)`` log-weights. ``inf`` where the tail is too short to fit (fewer than ~25 samples)."""
+def psis(log_weights):
+    """Pareto-smoothed importance sampling of ``(S, N)`` log-weights, one fit per datapoint:
+    ``(smoothed, khat)``, the smoothed log-weights ``(N, S)`` and k-hat ``(N,)`` (numpy, float64). k-hat is
+    ``inf`` where the tail is too short to fit (fewer than 25 samples; the log-weights are then returned as
+    they are)."""
     lw = log_weights.detach().double().cpu().numpy().T  # arviz wants the sample dim last
     num_samples = lw.shape[-1]
     if num_samples < 25:  # arviz's tail would hold <= 4 draws: no fit
-        return np.full(lw.shape[0], np.inf)
+        return lw, np.full(lw.shape[0], np.inf)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # arviz warns on k > 0.7: reported, not raised
-        _, khat = arviz_psislw(lw)
-    return np.asarray(khat, dtype=np.float64).reshape(lw.shape[0])
+        smoothed, khat = arviz_psislw(lw)
+    return np.asarray(smoothed, dtype=np.float64), np.asarray(khat, dtype=np.float64).reshape(lw.shape[0])
+
+
+def pareto_khat(log_weights):
+    """Pareto-smoothed importance sampling k-hat of each datapoint, ``(N,)`` numpy, from
+    ``(S, N)`` log-weights. ``inf`` where the tail is too short to fit (fewer than 25 samples)."""
+    return psis(log_weights)[1]
 
 
 def _finite_or_none(value):

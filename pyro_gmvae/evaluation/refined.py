@@ -35,7 +35,6 @@ torch.Size([4])
 """
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +44,7 @@ import torch
 from ..errors import ConfigError, check_positive
 from .inputs import model_input
 from .latents import LatentSpace, log_joint
-from .marginal import CHUNK_ELEMENTS, KHAT_THRESHOLD, arviz_psislw, pareto_khat
+from .marginal import CHUNK_ELEMENTS, KHAT_THRESHOLD, psis
 
 PROPOSALS = ("student-t", "normal", "defensive")
 FITS = ("elbo", "laplace", "laplace-mixture")
@@ -211,13 +210,12 @@ def proposal_log_weights(model, x, space, proposal, num_samples, chunk_size=None
 
 
 def psis_weights(log_weights):
-    """``(S, N)`` Pareto-smoothed self-normalised importance weights of ``(S, N)`` log-weights (each column
-    sums to one): the largest raw weights replaced by the fitted generalised Pareto tail's quantiles."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        smoothed, _ = arviz_psislw(log_weights.detach().double().cpu().numpy().T)
-    smoothed = torch.as_tensor(np.asarray(smoothed), device=log_weights.device).T
-    return (smoothed - smoothed.logsumexp(0)).exp().to(log_weights.dtype)
+    """Pareto-smoothed self-normalised importance weights ``(S, N)`` of ``(S, N)`` log-weights (each column
+    sums to one: the largest raw weights replaced by the fitted generalised Pareto tail's quantiles) and the
+    fit's k-hat ``(N,)`` (numpy; ``inf`` below 25 samples, where the raw weights are normalised)."""
+    smoothed, khat = psis(log_weights)
+    smoothed = torch.as_tensor(smoothed, device=log_weights.device).T
+    return (smoothed - smoothed.logsumexp(0)).exp().to(log_weights.dtype), khat
 
 
 #: The default pilot of a moment-matching round: this many draws per latent dimension (a covariance in more
@@ -247,8 +245,7 @@ def moment_match(model, x, space, loc, scale_tril, num_rounds=2, num_samples=250
     for _ in range(num_rounds):
         r = Proposal(kind, loc, scale_tril, space, loc.new_full((n,), widen), df, alpha)
         lw, z = proposal_log_weights(model, x, space, r, num_samples, chunk_size, return_draws=True)
-        w = psis_weights(lw)  # (S, N)
-        khat = pareto_khat(lw)
+        w, khat = psis_weights(lw)  # (S, N), (N,)
         mean = torch.einsum("sn,snd->nd", w, z)
         centred = z - mean
         cov = torch.einsum("sn,snd,sne->nde", w, centred, centred)
@@ -262,8 +259,8 @@ def moment_match(model, x, space, loc, scale_tril, num_rounds=2, num_samples=250
 
 def _psis(log_weights):
     """PSIS k-hat ``(N,)`` and the PSIS effective sample size ``(N,)`` (numpy)."""
-    w = psis_weights(log_weights).double()
-    return pareto_khat(log_weights), (1 / (w ** 2).sum(0)).cpu().numpy()
+    w, khat = psis_weights(log_weights)
+    return khat, (1 / (w.double() ** 2).sum(0)).cpu().numpy()
 
 
 @dataclass

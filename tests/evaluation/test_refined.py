@@ -9,7 +9,7 @@ from evaluation.test_marginal import linear_gaussian_model, moment_matched_guide
 
 from pyro_gmvae import ConfigError, ModelConfig, build
 from pyro_gmvae.evaluation.latents import LatentSpace
-from pyro_gmvae.evaluation.marginal import estimate_marginal_likelihood, exact_log_marginal_likelihood
+from pyro_gmvae.evaluation.marginal import estimate_marginal_likelihood, exact_log_marginal_likelihood, pareto_khat
 from pyro_gmvae.evaluation.refined import (Proposal, effective_sample_size, laplace, moment_match, proposal_log_weights,
                                            psis_weights, refine, refined_marginal_likelihood)
 
@@ -173,9 +173,12 @@ def test_laplace_mixture_student_t_passes_psis_where_the_guide_fails(float64):
 
 def test_psis_weights_are_normalised_and_equal_for_equal_log_weights(float64):
     lw = torch.randn(500, 3)
-    w = psis_weights(lw)
+    w, khat = psis_weights(lw)
     assert torch.allclose(w.sum(0), torch.ones(3), atol=1e-12) and (w >= 0).all()
-    assert torch.allclose(psis_weights(torch.zeros(100, 2)), torch.full((100, 2), 0.01), atol=1e-12)
+    assert np.array_equal(khat, pareto_khat(lw))  # the same fit's k-hat
+    assert torch.allclose(psis_weights(torch.zeros(100, 2))[0], torch.full((100, 2), 0.01), atol=1e-12)
+    w, khat = psis_weights(torch.tensor([[0.0], [1.0]]))  # too few draws to fit a tail: raw weights, k-hat inf
+    assert torch.allclose(w[:, 0], torch.tensor([0.0, 1.0]).softmax(0)) and np.isinf(khat).all()
 
 
 def test_moment_matching_reaches_the_exact_gaussian_posterior(float64):
