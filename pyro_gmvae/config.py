@@ -147,6 +147,8 @@ class TrainConfig(_AsDict):
     pretrain_recipe: str = "likelihood"
     pretrain_batch_size: int | None = None
     init: str = "gmm"
+    # UMAP's optimisation epochs for init="umap" (None: UMAP's own, 200 for 10k points or more, else 500)
+    umap_epochs: int | None = None
     init_guide_scale: float | None = None
     init_warmup_epochs: int = 0
     free_bits: float = 0.0
@@ -182,6 +184,11 @@ class TrainConfig(_AsDict):
         check_positive("init_warmup_epochs", self.init_warmup_epochs, strict=False, integer=True)
         check_choice("pretraining recipe", self.pretrain_recipe, PRETRAIN_RECIPES)
         check_choice("initialisation", self.init, INIT_STRATEGIES)
+        if self.umap_epochs is not None:
+            check_positive("umap_epochs", self.umap_epochs, integer=True)
+            if self.init != "umap":
+                raise ConfigError(f"umap_epochs (--umap-epochs) sets UMAP's epochs of the umap start, but the start "
+                                  f"is {self.init!r}; pass init='umap' (--init umap), or drop umap_epochs")
         if isinstance(self.free_bits, numbers.Real) and not isinstance(self.free_bits, bool) and self.free_bits < 0:
             raise ConfigError(f"free-bits lambda must be >= 0 nats, got {self.free_bits!r}; use 0 to disable it")
         check_positive("free_bits", self.free_bits, strict=False)

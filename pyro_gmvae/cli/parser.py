@@ -136,6 +136,9 @@ def build_parser():
                    help="mixture initialisation from the codes: gmm (the paper's diagonal GMM) or umap (ours: "
                         "UMAP of the codes, a GMM on it, each cluster's moments) "
                         f"({_default('init', 'gmm')})")
+    t.add_argument("--umap-epochs", type=int,
+                   help="UMAP's optimisation epochs for --init umap (default: UMAP's own, 200 for 10k points or "
+                        "more)")
     t.add_argument("--init-guide-scale", type=float,
                    help="start q(z|x) with this constant standard deviation (default: as initialised)")
     t.add_argument("--init-warmup-epochs", type=int,

@@ -164,8 +164,9 @@ def _full_moments(codes, labels, k):
     return weights, means, trils
 
 
-def _umap_start(codes, k, seed, n_components=10, n_neighbors=20, n_init=5):
-    """Ours (N2D's recipe): UMAP of the codes, a full-covariance GMM on the embedding, moments in latent space."""
+def _umap_start(codes, k, seed, n_components=10, n_neighbors=20, n_init=5, n_epochs=None):
+    """Ours (N2D's recipe): UMAP of the codes, a full-covariance GMM on the embedding, moments in latent space.
+    ``n_epochs``: UMAP's optimisation epochs (None: UMAP's own)."""
     try:
         import umap
     except ImportError:
@@ -175,11 +176,11 @@ def _umap_start(codes, k, seed, n_components=10, n_neighbors=20, n_init=5):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # umap warns that random_state disables its parallelism
         embedding = umap.UMAP(n_components=min(n_components, n - 2), n_neighbors=min(n_neighbors, n - 1),
-                              min_dist=0.0, random_state=seed).fit_transform(codes)
+                              min_dist=0.0, random_state=seed, n_epochs=n_epochs).fit_transform(codes)
     gmm = GaussianMixture(k, covariance_type="full", n_init=n_init, random_state=seed, reg_covar=1e-5)
     labels = gmm.fit(embedding).predict(embedding)
     weights, means, scales = _moments(codes, labels, k)
-    report = {"umap_dims": embedding.shape[1], "umap_neighbors": min(n_neighbors, n - 1),
+    report = {"umap_dims": embedding.shape[1], "umap_neighbors": min(n_neighbors, n - 1), "umap_epochs": n_epochs,
               "embedding_gmm_log_likelihood": float(gmm.score(embedding))}
     return labels, weights, means, scales, report
 
@@ -198,13 +199,15 @@ def register_init(name, fn=None, *, override=False):
     return INIT_STRATEGIES.register(name, fn, override=override)
 
 
-def initialise_prior(prior, guide, x, *, strategy="gmm", seed=0):
-    """Fit ``strategy`` to the encoder means and copy its mixture into ``prior`` (``init_from_gmm``).
+def initialise_prior(prior, guide, x, *, strategy="gmm", seed=0, options=None):
+    """Fit ``strategy`` to the encoder means and copy its mixture into ``prior`` (``init_from_gmm``);
+    ``options``: keyword arguments of the strategy (``{"n_epochs": 100}`` for ``umap``).
 
     Returns ``(labels, report)``: the start's cluster of every datapoint (a tensor on ``x``'s device)."""
     INIT_STRATEGIES.check(strategy)
     codes = encode_mean(guide, x).double().cpu().numpy()
-    labels, weights, means, scales, report = INIT_STRATEGIES[strategy](codes, prior.num_clusters, seed)
+    labels, weights, means, scales, report = INIT_STRATEGIES[strategy](codes, prior.num_clusters, seed,
+                                                                           **(options or {}))
     if getattr(prior, "full_covariance", False):  # the labels' full covariances, not the strategy's diagonal
         weights, means, scales = _full_moments(codes, np.asarray(labels), prior.num_clusters)
     prior.init_from_gmm(weights, means, scales)

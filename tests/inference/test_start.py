@@ -173,6 +173,26 @@ def test_unknown_recipe_and_init_are_refused_before_anything_runs():
         TrainConfig(init="kmeans++")
     with pytest.raises(ValueError, match="init_warmup_epochs"):
         TrainConfig(init_warmup_epochs=-1)
+    with pytest.raises(ValueError, match=r"umap_epochs \(--umap-epochs\) sets UMAP's epochs.*is 'gmm'"):
+        TrainConfig(init="gmm", umap_epochs=100)
+    with pytest.raises(ValueError, match="umap_epochs"):
+        TrainConfig(init="umap", umap_epochs=0)
+
+
+def test_umap_epochs_reach_umap(monkeypatch):
+    """``umap_epochs`` is UMAP's ``n_epochs`` in the run's start (read back from the pretraining report), and
+    the start's labels still find separated clusters."""
+    import umap
+
+    seen = []
+    fit_transform = umap.UMAP.fit_transform
+    monkeypatch.setattr(umap.UMAP, "fit_transform",
+                        lambda self, X: seen.append(self.n_epochs) or fit_transform(self, X))
+    x, y = blobs()
+    trainer = Trainer(*vade(), TrainConfig(epochs=0, batch_size=60, pretrain_epochs=2, init="umap", umap_epochs=30),
+                      progress=False)
+    trainer.fit(from_tensor(x, y, likelihood="normal"))
+    assert seen == [30] and trainer.pretrain_report["umap_epochs"] == 30
 
 
 def test_vade_ends_clearly_above_its_initialisation():
