@@ -133,11 +133,12 @@ def build_parser():
                         f"mse (the public PyTorch port's) ({_default('pretrain_recipe', 'likelihood')})")
     t.add_argument("--pretrain-batch-size", type=int, help="pretraining minibatch size (default --batch-size)")
     t.add_argument("--init", choices=list(INIT_STRATEGIES),
-                   help="mixture initialisation from the codes: gmm (the paper's diagonal GMM) or umap (ours: "
-                        "UMAP of the codes, a GMM on it, each cluster's moments) "
+                   help="mixture initialisation from the codes: gmm (the paper's diagonal GMM), umap (ours: "
+                        "UMAP of the codes, a GMM on it, each cluster's moments) or umap-inputs (UMAP of the data "
+                        "instead of the codes) "
                         f"({_default('init', 'gmm')})")
     t.add_argument("--umap-epochs", type=int,
-                   help="UMAP's optimisation epochs for --init umap (default: UMAP's own, 200 for 10k points or "
+                   help="UMAP's optimisation epochs for --init umap/umap-inputs (default: UMAP's own, 200 for 10k points or "
                         "more)")
     t.add_argument("--init-guide-scale", type=float,
                    help="start q(z|x) with this constant standard deviation (default: as initialised)")

@@ -29,6 +29,7 @@ three stages, each a choice by name:
    The labels come from the initialisation, never from the data's labels.
 """
 
+import inspect
 import math
 import warnings
 
@@ -164,29 +165,41 @@ def _full_moments(codes, labels, k):
     return weights, means, trils
 
 
-def _umap_start(codes, k, seed, n_components=10, n_neighbors=20, n_init=5, n_epochs=None):
-    """Ours (N2D's recipe): UMAP of the codes, a full-covariance GMM on the embedding, moments in latent space.
-    ``n_epochs``: UMAP's optimisation epochs (None: UMAP's own)."""
+def _umap_labels(points, k, seed, n_components=10, n_neighbors=20, n_init=5, n_epochs=None):
+    """UMAP of ``points`` and a full-covariance GMM on the embedding: ``(labels, report)``. ``n_epochs``:
+    UMAP's optimisation epochs (None: UMAP's own)."""
     try:
         import umap
     except ImportError:
         raise ConfigError("--init umap needs the umap-learn package; pip install umap-learn, or use --init gmm") \
             from None
-    n = codes.shape[0]
+    n = points.shape[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # umap warns that random_state disables its parallelism
         embedding = umap.UMAP(n_components=min(n_components, n - 2), n_neighbors=min(n_neighbors, n - 1),
-                              min_dist=0.0, random_state=seed, n_epochs=n_epochs).fit_transform(codes)
+                              min_dist=0.0, random_state=seed, n_epochs=n_epochs).fit_transform(points)
     gmm = GaussianMixture(k, covariance_type="full", n_init=n_init, random_state=seed, reg_covar=1e-5)
     labels = gmm.fit(embedding).predict(embedding)
-    weights, means, scales = _moments(codes, labels, k)
-    report = {"umap_dims": embedding.shape[1], "umap_neighbors": min(n_neighbors, n - 1), "umap_epochs": n_epochs,
-              "embedding_gmm_log_likelihood": float(gmm.score(embedding))}
-    return labels, weights, means, scales, report
+    return labels, {"umap_dims": embedding.shape[1], "umap_neighbors": min(n_neighbors, n - 1),
+                    "umap_epochs": n_epochs, "embedding_gmm_log_likelihood": float(gmm.score(embedding))}
+
+
+def _umap_start(codes, k, seed, n_epochs=None):
+    """Ours (N2D's recipe): UMAP of the codes, a full-covariance GMM on the embedding, moments in latent space."""
+    labels, report = _umap_labels(codes, k, seed, n_epochs=n_epochs)
+    return (labels, *_moments(codes, labels, k), report)
+
+
+def _umap_inputs_start(codes, k, seed, *, inputs, n_epochs=None):
+    """The same with UMAP of the data themselves rather than of their codes (small, low-dimensional data such as
+    the 8x8 digits, whose pixels UMAP clusters better than an autoencoder's codes); moments in latent space."""
+    labels, report = _umap_labels(inputs.reshape(inputs.shape[0], -1), k, seed, n_epochs=n_epochs)
+    return (labels, *_moments(codes, labels, k), report)
 
 
 INIT_STRATEGIES.builtin("gmm", _gmm_start)
 INIT_STRATEGIES.builtin("umap", _umap_start)
+INIT_STRATEGIES.builtin("umap-inputs", _umap_inputs_start)
 
 
 def register_init(name, fn=None, *, override=False):
@@ -201,13 +214,16 @@ def register_init(name, fn=None, *, override=False):
 
 def initialise_prior(prior, guide, x, *, strategy="gmm", seed=0, options=None):
     """Fit ``strategy`` to the encoder means and copy its mixture into ``prior`` (``init_from_gmm``);
-    ``options``: keyword arguments of the strategy (``{"n_epochs": 100}`` for ``umap``).
+    ``options``: keyword arguments of the strategy (``{"n_epochs": 100}`` for ``umap``). A strategy with an
+    ``inputs`` parameter also gets the data themselves (numpy), as ``umap-inputs`` does.
 
     Returns ``(labels, report)``: the start's cluster of every datapoint (a tensor on ``x``'s device)."""
     INIT_STRATEGIES.check(strategy)
+    fn, options = INIT_STRATEGIES[strategy], dict(options or {})
     codes = encode_mean(guide, x).double().cpu().numpy()
-    labels, weights, means, scales, report = INIT_STRATEGIES[strategy](codes, prior.num_clusters, seed,
-                                                                           **(options or {}))
+    if "inputs" in inspect.signature(fn).parameters:
+        options["inputs"] = x.detach().double().cpu().numpy()
+    labels, weights, means, scales, report = fn(codes, prior.num_clusters, seed, **options)
     if getattr(prior, "full_covariance", False):  # the labels' full covariances, not the strategy's diagonal
         weights, means, scales = _full_moments(codes, np.asarray(labels), prior.num_clusters)
     prior.init_from_gmm(weights, means, scales)

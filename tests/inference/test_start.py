@@ -46,7 +46,8 @@ def test_moments_are_each_clusters_share_mean_and_std():
 def test_init_strategies_find_separated_clusters(strategy):
     codes, y = blobs(dim=LATENT_DIM)
     codes = codes.double().numpy()
-    labels, weights, means, scales, _ = INIT_STRATEGIES[strategy](codes, NUM_CLUSTERS, 0)
+    inputs = {"inputs": codes} if strategy == "umap-inputs" else {}  # the data clustered as the codes are
+    labels, weights, means, scales, _ = INIT_STRATEGIES[strategy](codes, NUM_CLUSTERS, 0, **inputs)
     assert clustering_scores(y.numpy(), labels)["ari"] == pytest.approx(1.0)
     expected = _moments(codes, labels, NUM_CLUSTERS)  # separated clusters: every strategy gives their moments
     for got, want in zip((weights, means, scales), expected):
@@ -74,6 +75,33 @@ def test_initialise_prior_copies_the_strategys_mixture(float64):
     assert torch.allclose(model.prior.loc, torch.full((NUM_CLUSTERS, LATENT_DIM), 3.0))
     assert torch.allclose(model.prior.scale, torch.full((NUM_CLUSTERS, LATENT_DIM), 0.5), rtol=1e-12)
     assert report["init"] == "fixed-for-test"
+
+
+def test_a_strategy_that_names_inputs_gets_the_data_and_umap_inputs_clusters_them():
+    """``umap-inputs`` labels the data's own clusters even where the codes carry none (an untrained encoder
+    of blobs in data space, its codes then shuffled), and takes each cluster's moments from the codes."""
+    model, guide = vade()
+    x, y = blobs()
+    seen = []
+
+    def spy(codes, k, seed, *, inputs):
+        seen.append(inputs)
+        return INIT_STRATEGIES["gmm"](codes, k, seed)
+
+    register_init("spy-for-test", spy)
+    try:
+        initialise_prior(model.prior, guide, x, strategy="spy-for-test", seed=0)
+    finally:
+        INIT_STRATEGIES.pop("spy-for-test")
+    np.testing.assert_array_equal(seen[0], x.double().numpy())
+
+    codes = guide.site_dists(x)[LATENT].mean.detach().double().numpy()
+    shuffled = codes[np.random.default_rng(0).permutation(len(codes))]
+    labels, weights, means, scales, _ = INIT_STRATEGIES["umap-inputs"](shuffled, NUM_CLUSTERS, 0,
+                                                                      inputs=x.double().numpy())
+    assert clustering_scores(y.numpy(), labels)["ari"] == pytest.approx(1.0)
+    for got, want in zip((weights, means, scales), _moments(shuffled, labels, NUM_CLUSTERS)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_gmvae_prior_starts_at_the_mixture_for_every_w(float64):
