@@ -5,7 +5,7 @@ Defaults come in three layers: the dataclasses' own (:class:`~pyro_gmvae.config.
 (:data:`PRESETS`); anything given explicitly (a flag, a keyword) wins.
 
 >>> defaults_for("digits")["init"]
-'umap'
+'umap-inputs'
 >>> from pyro_gmvae import TrainConfig
 >>> TrainConfig.for_dataset("digits").lr
 0.0001
