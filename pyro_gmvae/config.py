@@ -147,8 +147,8 @@ class TrainConfig(_AsDict):
     pretrain_recipe: str = "likelihood"
     pretrain_batch_size: int | None = None
     init: str = "gmm"
-    # UMAP's optimisation epochs for init="umap" or "umap-inputs" (None: UMAP's own, 200 for 10k points or more,
-    # else 500)
+    # the start's optimisation epochs, for a start that takes n_epochs ("umap", "umap-inputs": UMAP's; None: its
+    # own, for UMAP 200 for 10k points or more, else 500)
     umap_epochs: int | None = None
     init_guide_scale: float | None = None
     init_warmup_epochs: int = 0
@@ -187,9 +187,10 @@ class TrainConfig(_AsDict):
         check_choice("initialisation", self.init, INIT_STRATEGIES)
         if self.umap_epochs is not None:
             check_positive("umap_epochs", self.umap_epochs, integer=True)
-            if self.init not in ("umap", "umap-inputs"):
+            if "n_epochs" not in inspect.signature(INIT_STRATEGIES[self.init]).parameters:
                 raise ConfigError(f"umap_epochs (--umap-epochs) sets UMAP's epochs of the umap start, but the start "
-                                  f"is {self.init!r}; pass init='umap' (--init umap), or drop umap_epochs")
+                                  f"{self.init!r} takes no n_epochs; pass init='umap' (--init umap), or drop "
+                                  "umap_epochs")
         if isinstance(self.free_bits, numbers.Real) and not isinstance(self.free_bits, bool) and self.free_bits < 0:
             raise ConfigError(f"free-bits lambda must be >= 0 nats, got {self.free_bits!r}; use 0 to disable it")
         check_positive("free_bits", self.free_bits, strict=False)

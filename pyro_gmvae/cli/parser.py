@@ -138,8 +138,8 @@ def build_parser():
                         "instead of the codes) "
                         f"({_default('init', 'gmm')})")
     t.add_argument("--umap-epochs", type=int,
-                   help="UMAP's optimisation epochs for --init umap/umap-inputs (default: UMAP's own, 200 for 10k points or "
-                        "more)")
+                   help="UMAP's optimisation epochs for --init umap/umap-inputs (default: UMAP's own, 200 for "
+                        "10k points or more)")
     t.add_argument("--init-guide-scale", type=float,
                    help="start q(z|x) with this constant standard deviation (default: as initialised)")
     t.add_argument("--init-warmup-epochs", type=int,

@@ -212,17 +212,22 @@ def register_init(name, fn=None, *, override=False):
     return INIT_STRATEGIES.register(name, fn, override=override)
 
 
-def initialise_prior(prior, guide, x, *, strategy="gmm", seed=0, options=None):
-    """Fit ``strategy`` to the encoder means and copy its mixture into ``prior`` (``init_from_gmm``);
-    ``options``: keyword arguments of the strategy (``{"n_epochs": 100}`` for ``umap``). A strategy with an
-    ``inputs`` parameter also gets the data themselves (numpy), as ``umap-inputs`` does.
+def initialise_prior(prior, guide, x, *, strategy="gmm", seed=0, n_epochs=None):
+    """Fit ``strategy`` to the encoder means and copy its mixture into ``prior`` (``init_from_gmm``).
+    A strategy with an ``inputs`` parameter also gets the data themselves (numpy), as ``umap-inputs`` does;
+    ``n_epochs`` (not None) goes to a strategy with an ``n_epochs`` parameter (UMAP's, for the umap starts).
 
     Returns ``(labels, report)``: the start's cluster of every datapoint (a tensor on ``x``'s device)."""
     INIT_STRATEGIES.check(strategy)
-    fn, options = INIT_STRATEGIES[strategy], dict(options or {})
-    codes = encode_mean(guide, x).double().cpu().numpy()
-    if "inputs" in inspect.signature(fn).parameters:
+    fn, options = INIT_STRATEGIES[strategy], {}
+    parameters = inspect.signature(fn).parameters
+    if n_epochs is not None:
+        if "n_epochs" not in parameters:
+            raise ConfigError(f"the start {strategy!r} takes no n_epochs; drop it (umap_epochs / --umap-epochs)")
+        options["n_epochs"] = n_epochs
+    if "inputs" in parameters:
         options["inputs"] = x.detach().double().cpu().numpy()
+    codes = encode_mean(guide, x).double().cpu().numpy()
     labels, weights, means, scales, report = fn(codes, prior.num_clusters, seed, **options)
     if getattr(prior, "full_covariance", False):  # the labels' full covariances, not the strategy's diagonal
         weights, means, scales = _full_moments(codes, np.asarray(labels), prior.num_clusters)

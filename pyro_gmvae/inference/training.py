@@ -178,9 +178,8 @@ class Trainer:
             self._say(f"initialising the {prior.num_clusters}-component mixture from the encoder means "
                       f"(--init {config.init})")
             t1 = time.perf_counter()
-            options = {} if config.umap_epochs is None else {"n_epochs": config.umap_epochs}
             labels, init_report = initialise_prior(prior, self.guide, data.x, strategy=config.init, seed=config.seed,
-                                                   options=options)
+                                                   n_epochs=config.umap_epochs)
             report.update(init_report, init_seconds=time.perf_counter() - t1)
             if data.y is not None:  # the start's own labels (UMAP + GMM, or the GMM): what the model starts from
                 report["start_labels_acc"] = hungarian_accuracy(data.y, labels)

@@ -94,6 +94,8 @@ def test_a_strategy_that_names_inputs_gets_the_data_and_umap_inputs_clusters_the
     finally:
         INIT_STRATEGIES.pop("spy-for-test")
     np.testing.assert_array_equal(seen[0], x.double().numpy())
+    with pytest.raises(ValueError, match="the start 'gmm' takes no n_epochs"):  # refused before anything is fitted
+        initialise_prior(model.prior, guide, x, strategy="gmm", seed=0, n_epochs=5)
 
     codes = guide.site_dists(x)[LATENT].mean.detach().double().numpy()
     shuffled = codes[np.random.default_rng(0).permutation(len(codes))]
@@ -201,15 +203,14 @@ def test_unknown_recipe_and_init_are_refused_before_anything_runs():
         TrainConfig(init="kmeans++")
     with pytest.raises(ValueError, match="init_warmup_epochs"):
         TrainConfig(init_warmup_epochs=-1)
-    with pytest.raises(ValueError, match=r"umap_epochs \(--umap-epochs\) sets UMAP's epochs.*is 'gmm'"):
+    with pytest.raises(ValueError, match=r"umap_epochs \(--umap-epochs\) sets UMAP's epochs.*'gmm' takes no n_epochs"):
         TrainConfig(init="gmm", umap_epochs=100)
     with pytest.raises(ValueError, match="umap_epochs"):
         TrainConfig(init="umap", umap_epochs=0)
 
 
 def test_umap_epochs_reach_umap(monkeypatch):
-    """``umap_epochs`` is UMAP's ``n_epochs`` in the run's start (read back from the pretraining report), and
-    the start's labels still find separated clusters."""
+    """``umap_epochs`` is UMAP's ``n_epochs`` in the run's start, and the pretraining report records it."""
     import umap
 
     seen = []
