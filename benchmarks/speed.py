@@ -16,7 +16,9 @@ Variants of a step (all on the same ``model``/``guide``):
 
 - ``pyro``: the library's step since issue 12: ``loss = make_elbo()(model, guide)(x)`` (Pyro's ``ELBOModule``),
   ``loss.backward()``, one ``torch.optim.Adam`` over all parameters.
-- ``pyro_jit``: the same with ``make_elbo(jit=True)`` (``JitTraceEnum_ELBO``), warmed up before timing.
+- ``pyro_jit``: the same with ``make_elbo(jit=True)`` (``JitTraceEnum_ELBO``), warmed up before timing: the
+  Trainer's default step for these built-in models since issue 20 (``TrainConfig(jit=None)`` traces where safe;
+  ``default_step`` in a row says whether its numerator is the step the Trainer takes by default).
 - ``pyro_svi`` / ``pyro_svi_jit`` (context): ``SVI(model, guide, pyro.optim.Adam({"lr": 2e-3}), make_elbo()).step(x)``,
   as the library trained before issue 12.
 - ``hand``: the loss written with torch ops, ``loss.backward()``, one ``torch.optim.Adam`` over all parameters.
@@ -56,7 +58,8 @@ import torch.nn.functional as F
 import torch.utils.benchmark as benchmark
 from pyro.infer import SVI, Trace_ELBO
 
-from pyro_gmvae import ModelConfig, build, make_elbo
+from pyro_gmvae import ModelConfig, TrainConfig, build, make_elbo
+from pyro_gmvae.inference.elbo import use_jit
 from pyro_gmvae.models.priors import positive
 
 LOG_2PI = math.log(2 * math.pi)
@@ -71,7 +74,7 @@ TARGETS = {  # row kind -> (target ratio, what is compared)
 }
 
 #: How benchmarks/render.py shows the rows (keys equal in every row go to the section's header).
-COLUMNS = ["name", "ratio", "ratio_per_round_iqr", "target", "met", "numerator_ms", "denominator_ms"]
+COLUMNS = ["name", "ratio", "ratio_per_round_iqr", "target", "met", "default_step", "numerator_ms", "denominator_ms"]
 NOTES = (
     "One training step (loss, backward, Adam update; the library's step is Pyro's ELBOModule + one torch Adam since issue 12) on a batch of 100 random images in [0, 1] (784 pixels, "
     "Bernoulli likelihood), latent_dim 10, float32, CPU. `ratio` = median of the numerator's step times / "
@@ -442,6 +445,9 @@ def main(argv=None):
             "model": case.config.model, "K": case.config.num_clusters, "network": case.config.network,
             "target": target, "met": None if target is None else med[num] / med[den] <= target,
         })
+        variant = num.split(":")[1]
+        if variant in ("pyro", "pyro_jit"):  # is this the step the Trainer takes by default (TrainConfig(jit=None))?
+            r["default_step"] = use_jit(TrainConfig(), case.model, case.guide) == (variant == "pyro_jit")
         r.update(extra)
         rows.append(r)
 

@@ -135,7 +135,8 @@ class TrainConfig(_AsDict):
     min_lr: float = 2e-4
     adam_eps: float = 1e-4
     num_particles: int = 1
-    jit: bool = False
+    # None: JitTraceEnum_ELBO where it is known to be safe (inference/elbo.py use_jit), else the eager loss
+    jit: bool | None = None
     seed: int = 0
     # None: the model's default through train_run / the CLI (VaDE and the hierarchy pretrain 50 epochs);
     # a bare Trainer(..., pretrain_epochs=0) then uses its own argument
@@ -202,8 +203,8 @@ class TrainConfig(_AsDict):
             raise ConfigError(f"temperature_end ({self.temperature_end}) is above temperature_start "
                               f"({self.temperature_start}); the relaxation anneals downwards: pass an end at or "
                               "below the start")
-        if not isinstance(self.jit, bool):
-            raise ConfigError(f"jit must be True or False, got {self.jit!r}")
+        if self.jit is not None and not isinstance(self.jit, bool):
+            raise ConfigError(f"jit must be True, False or None (traced where safe), got {self.jit!r}")
         for name in ("free_bits_site", "device"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")

@@ -15,7 +15,8 @@ from pyro_gmvae.runs import load_checkpoint
 
 
 @pytest.mark.parametrize("extra", [[], ["--model", "gmvae", "--free-bits", "0.5", "--num-particles", "2"],
-                                   ["--model", "vae", "--jit"], ["--model", "gmvae", "--jit", "--free-bits", "0.5"]])
+                                   ["--model", "vae", "--jit"], ["--model", "gmvae", "--jit", "--free-bits", "0.5"],
+                                   ["--no-jit"]])
 def test_train_writes_the_three_files(tmp_path, extra):
     out = tmp_path / "run"
     argv = ["train", "--dataset", "synthetic", "--num-datapoints", "300", "--epochs", "2", "--pretrain-epochs", "1",
@@ -23,6 +24,7 @@ def test_train_writes_the_three_files(tmp_path, extra):
     assert main(argv) == 0
     config = json.loads((out / "config.json").read_text())
     ModelConfig.from_dict(config["model"]), TrainConfig.from_dict(config["train"])  # rebuildable
+    assert config["train"]["jit"] == (True if "--jit" in extra else False if "--no-jit" in extra else None)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     has_clusters = "vae" not in extra

@@ -115,7 +115,9 @@ def build_parser():
     t.add_argument("--min-lr", type=float, help=f"floor of the decayed learning rate ({_default('min_lr')})")
     t.add_argument("--adam-eps", type=float, help=f"Adam's epsilon ({_default('adam_eps')}, as VaDE)")
     t.add_argument("--num-particles", type=int, help=f"M vectorized Monte Carlo samples per datapoint ({_default('num_particles')})")
-    t.add_argument("--jit", action="store_true", default=None, help="use JitTraceEnum_ELBO")
+    t.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
+                   help="trace the loss (JitTraceEnum_ELBO); --no-jit: the eager loss; default: traced where that is "
+                        "known to be safe (one process, no free bits, float32, exact clusters, built-in modules)")
     t.add_argument("--compute-dtype", choices=list(COMPUTE_DTYPES),
                    help="run the encoder and decoder networks under bfloat16 autocast (the ELBO stays float32); "
                         f"{_default('compute_dtype')}")

@@ -23,6 +23,7 @@ from ..evaluation.responsibilities import cluster_marginals
 from ..nn import use_autocast
 from .cluster_inference import make_cluster_inference
 from .distributed import World, check_jit, check_shards, global_mean, wrap
+from .elbo import use_jit
 from .free_bits import FreeBitsMessenger
 from .local_params import LocalParams
 from .minibatch import minibatch_epochs, permutation, progress_bar
@@ -70,6 +71,9 @@ class Trainer:
         self.free_bits = None
         # how the cluster is inferred (inference/cluster_inference.py): the model, guide and ELBO as trained
         self.cluster_inference = make_cluster_inference(guide, config)
+        # the loss is traced (JitTraceEnum_ELBO) if config.jit says so, or by default where that is safe
+        self.jit = use_jit(config, model, guide, distributed=self.world.distributed,
+                           strategy=self.cluster_inference.name)
         train_model = self.cluster_inference.model(model)
         if config.free_bits > 0:
             # with several processes, the constraint is on the global batch's mean KL
@@ -79,7 +83,7 @@ class Trainer:
         # The objective as a module (Pyro's ELBOModule) and a plain torch optimiser, as Pyro's Lightning
         # example; DDP wraps the objective when torchrun started several processes (see fit).
         self.objective = Objective(model, self.cluster_inference.guide,
-                                   self.cluster_inference.make_elbo(config.num_particles, config.jit), train_model,
+                                   self.cluster_inference.make_elbo(config.num_particles, self.jit), train_model,
                                    scale=self.world.size)
         self.params = [p for m in (model, guide) for p in m.parameters()]
         self.optim = torch.optim.Adam(self.params, lr=config.lr, eps=config.adam_eps)
@@ -221,7 +225,7 @@ class Trainer:
             self.cluster_inference.at_epoch(self.epoch + start / n)  # schedules (the relaxed temperature)
             loss = self._step(xb)
             total += loss
-            if self.free_bits is not None and not self.config.jit:
+            if self.free_bits is not None and not self.jit:
                 kl_sum += float(self.free_bits.kl)
                 correction += float(self.free_bits.correction)
                 if not world.is_main:  # every rank's loss holds the global batch's correction: count it once
@@ -240,13 +244,18 @@ class Trainer:
         self.epoch += 1
         if self.free_bits is None:
             return total / n, None
-        if self.config.jit:  # the handler's Python ran only while tracing: measure outside the JIT
+        if self.jit:  # the handler's Python ran only while tracing: measure outside the JIT
             return total / n, self._measure_free_bits(x, perm)
         return total / n, (kl_sum / counted, correction / n)
 
     def _step(self, xb):
         """One step of Adam on this process's shard ``xb`` of a minibatch; returns the shard's loss."""
-        loss = self._step_fn(xb)
+        if self.jit:  # torch deprecates torch.jit.trace, which Pyro's JIT ELBOs use: not the user's to act on
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*torch.jit.trace.* is deprecated", category=FutureWarning)
+                loss = self._step_fn(xb)
+        else:
+            loss = self._step_fn(xb)
         loss.backward()  # under DDP: the gradients are averaged over ranks here
         self.optim.step()
         self.optim.zero_grad(set_to_none=True)
@@ -357,7 +366,8 @@ class Trainer:
         history = []
         steps = math.ceil(data.num_datapoints / self.config.batch_size)
         if self.epoch < self.config.epochs:
-            self._say(f"training: epochs {self.epoch + 1} to {self.config.epochs}, {steps} steps each")
+            loss = "traced (JIT)" if self.jit else "eager"
+            self._say(f"training: epochs {self.epoch + 1} to {self.config.epochs}, {steps} steps each, loss {loss}")
         with progress_bar(self.config.epochs * steps, self.epoch * steps, "train",
                           self.progress and self.world.is_main) as bar:
             self._bar = bar
