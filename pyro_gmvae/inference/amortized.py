@@ -36,8 +36,8 @@ class DiagonalNormalHead(nn.Module):
 class LowRankNormalHead(nn.Module):
     """``q = LowRankMultivariateNormal(loc(h), factor(h), diag(h))``: correlated dimensions."""
 
-    #: under JIT its loss is not the eager loss on the same random numbers (the draws are taken in another
-    #: order), which the JIT test cannot tell from a wrong loss: ``TrainConfig(jit=None)`` trains it eagerly
+    #: its traced loss is not the eager loss on the same random numbers (the check of tests/inference/test_jit.py
+    #: fails for it: another order of draws, or a wrong loss, untold), so ``TrainConfig(jit=None)`` trains it eagerly
     jit_safe = False
 
     def __init__(self, in_dim, dim, rank=2):
