@@ -151,6 +151,9 @@ class TrainConfig(_AsDict):
     # the start's optimisation epochs, for a start that takes n_epochs ("umap", "umap-inputs": UMAP's; None: its
     # own, for UMAP 200 for 10k points or more, else 500)
     umap_epochs: int | None = None
+    # UMAP's neighbourhood sizes, for a start that takes n_neighbors (None: 20); with several, each start is made
+    # and warmed up, and the one whose model has the highest ELBO on the training data is kept (no label read)
+    umap_neighbors: tuple[int, ...] | None = None
     init_guide_scale: float | None = None
     init_warmup_epochs: int = 0
     free_bits: float = 0.0
@@ -192,6 +195,8 @@ class TrainConfig(_AsDict):
                 raise ConfigError(f"umap_epochs (--umap-epochs) sets UMAP's epochs of the umap start, but the start "
                                   f"{self.init!r} takes no n_epochs; pass init='umap' (--init umap), or drop "
                                   "umap_epochs")
+        if self.umap_neighbors is not None:
+            self._check_umap_neighbors()
         if isinstance(self.free_bits, numbers.Real) and not isinstance(self.free_bits, bool) and self.free_bits < 0:
             raise ConfigError(f"free-bits lambda must be >= 0 nats, got {self.free_bits!r}; use 0 to disable it")
         check_positive("free_bits", self.free_bits, strict=False)
@@ -212,6 +217,23 @@ class TrainConfig(_AsDict):
         check_choice("compute dtype", self.compute_dtype, COMPUTE_DTYPES)
         if self.binarize is not None:
             check_choice("binarize", self.binarize, BINARIZE)
+
+    def _check_umap_neighbors(self):
+        values = self.umap_neighbors
+        if isinstance(values, numbers.Integral) and not isinstance(values, bool):
+            values = (values,)
+        if not isinstance(values, (list, tuple)) or not values or len(set(values)) != len(values):
+            raise ConfigError(f"umap_neighbors must be one or more distinct neighbourhood sizes, got "
+                              f"{self.umap_neighbors!r}; pass e.g. (10, 20, 30, 50) (--umap-neighbors 10 20 30 50)")
+        for value in values:
+            check_positive("umap_neighbors", value, integer=True)
+            if value < 2:
+                raise ConfigError(f"umap_neighbors must be at least 2 (a neighbourhood), got {value}")
+        if "n_neighbors" not in inspect.signature(INIT_STRATEGIES[self.init]).parameters:
+            raise ConfigError(f"umap_neighbors (--umap-neighbors) sets UMAP's neighbourhood of the umap starts, but "
+                              f"the start {self.init!r} takes no n_neighbors; pass init='umap' or 'umap-inputs', or "
+                              "drop umap_neighbors")
+        object.__setattr__(self, "umap_neighbors", tuple(int(v) for v in values))  # JSON gives a list back
 
     @classmethod
     def for_dataset(cls, dataset="digits", preset=None, **overrides):

@@ -88,7 +88,8 @@ MODEL_FIELDS = ("model", "num_clusters", "num_super_clusters", "latent_dim", "no
                 "prior", "guide", "likelihood", "network", "fixed_weights", "cluster_inference")
 TRAIN_FIELDS = ("epochs", "batch_size", "lr", "lr_decay", "lr_decay_every", "min_lr", "adam_eps",
                 "num_particles", "jit", "seed", "pretrain_epochs", "pretrain_lr", "pretrain_recipe",
-                "pretrain_batch_size", "init", "umap_epochs", "init_guide_scale", "init_warmup_epochs", "free_bits",
+                "pretrain_batch_size", "init", "umap_epochs", "umap_neighbors", "init_guide_scale", "init_warmup_epochs",
+                "free_bits",
                 "free_bits_site", "free_bits_group", "temperature_start", "temperature_end", "temperature_decay", "device",
                 "compute_dtype", "binarize")
 DATA_FIELDS = ("dataset", "data_dir", "data_path", "split", "num_datapoints")

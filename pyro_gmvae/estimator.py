@@ -87,7 +87,8 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
                  # TrainConfig's fields (defaults.TRAIN_FIELDS)
                  epochs=None, batch_size=None, lr=None, lr_decay=None, lr_decay_every=None, min_lr=None,
                  adam_eps=None, num_particles=None, jit=None, seed=None, pretrain_epochs=None, pretrain_lr=None,
-                 pretrain_recipe=None, pretrain_batch_size=None, init=None, umap_epochs=None, init_guide_scale=None,
+                 pretrain_recipe=None, pretrain_batch_size=None, init=None, umap_epochs=None, umap_neighbors=None,
+                 init_guide_scale=None,
                  init_warmup_epochs=None, free_bits=None, free_bits_site=None, free_bits_group=None,
                  temperature_start=None, temperature_end=None, temperature_decay=None, device=None,
                  compute_dtype=None, binarize=None):
@@ -101,7 +102,7 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         self.num_particles, self.jit, self.seed = num_particles, jit, seed
         self.pretrain_epochs, self.pretrain_lr, self.pretrain_recipe = pretrain_epochs, pretrain_lr, pretrain_recipe
         self.pretrain_batch_size, self.init, self.init_guide_scale = pretrain_batch_size, init, init_guide_scale
-        self.umap_epochs = umap_epochs
+        self.umap_epochs, self.umap_neighbors = umap_epochs, umap_neighbors
         self.init_warmup_epochs, self.free_bits = init_warmup_epochs, free_bits
         self.free_bits_site, self.free_bits_group = free_bits_site, free_bits_group
         self.temperature_start, self.temperature_end = temperature_start, temperature_end

@@ -142,6 +142,9 @@ def build_parser():
     t.add_argument("--umap-epochs", type=int,
                    help="UMAP's optimisation epochs for --init umap/umap-inputs (default: UMAP's own, 200 for "
                         "10k points or more)")
+    t.add_argument("--umap-neighbors", type=int, nargs="+", metavar="N",
+                   help="UMAP's neighbourhood size for --init umap/umap-inputs (default 20); several (e.g. 10 20 30 "
+                        "50): a start from each, warmed up, and the one whose model has the highest ELBO is kept")
     t.add_argument("--init-guide-scale", type=float,
                    help="start q(z|x) with this constant standard deviation (default: as initialised)")
     t.add_argument("--init-warmup-epochs", type=int,

@@ -165,7 +165,11 @@ def _full_moments(codes, labels, k):
     return weights, means, trils
 
 
-def _umap_labels(points, k, seed, n_components=10, n_neighbors=20, n_init=5, n_epochs=None):
+#: UMAP's neighbourhood size in the umap starts (N2D's for MNIST); ``umap_neighbors`` / ``--umap-neighbors``
+UMAP_NEIGHBORS = 20
+
+
+def _umap_labels(points, k, seed, n_components=10, n_neighbors=UMAP_NEIGHBORS, n_init=5, n_epochs=None):
     """UMAP of ``points`` and a full-covariance GMM on the embedding: ``(labels, report)``. ``n_epochs``:
     UMAP's optimisation epochs (None: UMAP's own)."""
     try:
@@ -184,16 +188,17 @@ def _umap_labels(points, k, seed, n_components=10, n_neighbors=20, n_init=5, n_e
                     "umap_epochs": n_epochs, "embedding_gmm_log_likelihood": float(gmm.score(embedding))}
 
 
-def _umap_start(codes, k, seed, n_epochs=None):
+def _umap_start(codes, k, seed, n_epochs=None, n_neighbors=UMAP_NEIGHBORS):
     """Ours (N2D's recipe): UMAP of the codes, a full-covariance GMM on the embedding, moments in latent space."""
-    labels, report = _umap_labels(codes, k, seed, n_epochs=n_epochs)
+    labels, report = _umap_labels(codes, k, seed, n_neighbors=n_neighbors, n_epochs=n_epochs)
     return (labels, *_moments(codes, labels, k), report)
 
 
-def _umap_inputs_start(codes, k, seed, *, inputs, n_epochs=None):
+def _umap_inputs_start(codes, k, seed, *, inputs, n_epochs=None, n_neighbors=UMAP_NEIGHBORS):
     """The same with UMAP of the data themselves rather than of their codes (small, low-dimensional data such as
     the 8x8 digits, whose pixels UMAP clusters better than an autoencoder's codes); moments in latent space."""
-    labels, report = _umap_labels(inputs.reshape(inputs.shape[0], -1), k, seed, n_epochs=n_epochs)
+    labels, report = _umap_labels(inputs.reshape(inputs.shape[0], -1), k, seed, n_neighbors=n_neighbors,
+                                  n_epochs=n_epochs)
     return (labels, *_moments(codes, labels, k), report)
 
 
@@ -212,10 +217,11 @@ def register_init(name, fn=None, *, override=False):
     return INIT_STRATEGIES.register(name, fn, override=override)
 
 
-def initialise_prior(prior, guide, x, *, strategy="gmm", seed=0, n_epochs=None):
+def initialise_prior(prior, guide, x, *, strategy="gmm", seed=0, n_epochs=None, n_neighbors=None):
     """Fit ``strategy`` to the encoder means and copy its mixture into ``prior`` (``init_from_gmm``).
     A strategy with an ``inputs`` parameter also gets the data themselves (numpy), as ``umap-inputs`` does;
-    ``n_epochs`` (not None) goes to a strategy with an ``n_epochs`` parameter (UMAP's, for the umap starts).
+    ``n_epochs`` and ``n_neighbors`` (not None) go to a strategy with such a parameter (UMAP's, for the umap
+    starts).
 
     Returns ``(labels, report)``: the start's cluster of every datapoint (a tensor on ``x``'s device)."""
     INIT_STRATEGIES.check(strategy)
@@ -225,6 +231,11 @@ def initialise_prior(prior, guide, x, *, strategy="gmm", seed=0, n_epochs=None):
         if "n_epochs" not in parameters:
             raise ConfigError(f"the start {strategy!r} takes no n_epochs; drop it (umap_epochs / --umap-epochs)")
         options["n_epochs"] = n_epochs
+    if n_neighbors is not None:
+        if "n_neighbors" not in parameters:
+            raise ConfigError(f"the start {strategy!r} takes no n_neighbors; drop it (umap_neighbors / "
+                              "--umap-neighbors)")
+        options["n_neighbors"] = n_neighbors
     if "inputs" in parameters:
         options["inputs"] = x.detach().double().cpu().numpy()
     codes = encode_mean(guide, x).double().cpu().numpy()

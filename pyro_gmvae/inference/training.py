@@ -5,6 +5,7 @@ the end of any epoch and resumed to the same result (``state_dict`` / ``load_sta
 Files are the business of :mod:`pyro_gmvae.runs`; this module only computes.
 """
 
+import copy
 import dataclasses
 import math
 import sys
@@ -17,6 +18,7 @@ import torch
 from ..data import Dataset, validate_data
 from ..data.binarize import binarize_epoch, binarize_static, check_binarizable
 from ..errors import DataError, TrainingError
+from ..evaluation.marginal import elbo_per_datapoint
 from ..evaluation.metrics import (active_clusters, cluster_information, clustering_scores, hungarian_accuracy,
                                   most_confident_accuracy, used_clusters)
 from ..evaluation.responsibilities import cluster_marginals
@@ -33,6 +35,8 @@ from .state import (OPTIM_FORMAT, check_world_size, pyro_optim_state_to_torch,  
                     rng_state, set_rng_state)
 
 COLLAPSE_THRESHOLD = 0.01
+#: guide samples per datapoint of the ELBO that chooses among several starts (``umap_neighbors``)
+START_ELBO_SAMPLES = 10
 
 
 class Trainer:
@@ -179,28 +183,66 @@ class Trainer:
         report = {"pretrain_epochs": epochs, "pretrain_recipe": config.pretrain_recipe,
                   "pretrain_loss": losses[-1] if losses else None}
         if hasattr(prior, "init_from_gmm"):
-            self._say(f"initialising the {prior.num_clusters}-component mixture from the encoder means "
-                      f"(--init {config.init})")
-            t1 = time.perf_counter()
-            labels, init_report = initialise_prior(prior, self.guide, data.x, strategy=config.init, seed=config.seed,
-                                                   n_epochs=config.umap_epochs)
-            report.update(init_report, init_seconds=time.perf_counter() - t1)
-            if data.y is not None:  # the start's own labels (UMAP + GMM, or the GMM): what the model starts from
-                report["start_labels_acc"] = hungarian_accuracy(data.y, labels)
-            if config.init_guide_scale is not None:
-                init_guide_scale(self.guide, config.init_guide_scale)
-            report.update(self._start_scores(data, "init"))
-            if config.init_warmup_epochs:
-                self._say(f"warm-up: {config.init_warmup_epochs} epochs with the clusters fixed at the start's "
-                          "labels")
-                warm = warm_up(self.model, self.guide, data.x, labels, epochs=config.init_warmup_epochs,
-                               batch_size=config.batch_size, lr=config.pretrain_lr, seed=config.seed,
-                               progress=self.progress)
-                report["warmup_loss"] = warm[-1]
-                report.update(self._start_scores(data, "warmup"))
+            candidates = config.umap_neighbors or (None,)
+            report.update(self._start(data, candidates[0]) if len(candidates) == 1
+                          else self._best_start(data, candidates))
         report["pretrain_seconds"] = time.perf_counter() - t0
         self.pretrain_report = report
         return report
+
+    def _start(self, data, n_neighbors=None):
+        """The mixture from the start's labels (``config.init``; UMAP's ``n_neighbors``), the ``q(z | x)`` scale
+        and the warm-up; returns the report."""
+        config, prior = self.config, self.model.prior
+        options = "" if n_neighbors is None else f", UMAP's {n_neighbors} neighbours"
+        self._say(f"initialising the {prior.num_clusters}-component mixture from the encoder means "
+                  f"(--init {config.init}{options})")
+        t1 = time.perf_counter()
+        labels, report = initialise_prior(prior, self.guide, data.x, strategy=config.init, seed=config.seed,
+                                          n_epochs=config.umap_epochs, n_neighbors=n_neighbors)
+        report["init_seconds"] = time.perf_counter() - t1
+        if data.y is not None:  # the start's own labels (UMAP + GMM, or the GMM): what the model starts from
+            report["start_labels_acc"] = hungarian_accuracy(data.y, labels)
+        if config.init_guide_scale is not None:
+            init_guide_scale(self.guide, config.init_guide_scale)
+        report.update(self._start_scores(data, "init"))
+        if config.init_warmup_epochs:
+            self._say(f"warm-up: {config.init_warmup_epochs} epochs with the clusters fixed at the start's labels")
+            warm = warm_up(self.model, self.guide, data.x, labels, epochs=config.init_warmup_epochs,
+                           batch_size=config.batch_size, lr=config.pretrain_lr, seed=config.seed,
+                           progress=self.progress)
+            report["warmup_loss"] = warm[-1]
+            report.update(self._start_scores(data, "warmup"))
+        return report
+
+    def _best_start(self, data, candidates):
+        """A start (:meth:`_start`) for each of UMAP's neighbourhood sizes ``candidates``, each from the same
+        autoencoder and random state; the one whose model has the highest ELBO on ``data`` (enumerated clusters,
+        :data:`START_ELBO_SAMPLES` guide samples per datapoint, the same noise for every candidate) is kept, with
+        the random state it left. Labels are never read to choose: the report's scores are for reading."""
+        modules = (self.model, self.guide)
+        autoencoder, rng = [copy.deepcopy(m.state_dict()) for m in modules], rng_state()
+        tried, best = [], None
+        for n_neighbors in candidates:
+            for module, state in zip(modules, autoencoder):
+                module.load_state_dict(state)
+            set_rng_state(rng)
+            report = self._start(data, n_neighbors)
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
+                    torch.no_grad():
+                torch.manual_seed(self.config.seed)
+                elbo = float(elbo_per_datapoint(self.model, self.guide, data, START_ELBO_SAMPLES).mean())
+            tried.append({"umap_neighbors": n_neighbors, "elbo": elbo,
+                          **{k: v for k, v in report.items() if k.endswith(("_acc", "_nmi", "_ari"))}})
+            if best is None or elbo > best[0]:
+                best = (elbo, [copy.deepcopy(m.state_dict()) for m in modules], rng_state(), report, n_neighbors)
+        elbo, states, rng, report, chosen = best
+        for module, state in zip(modules, states):
+            module.load_state_dict(state)
+        set_rng_state(rng)
+        scores = ", ".join(f"{t['umap_neighbors']}: {t['elbo']:.3f}" for t in tried)
+        self._say(f"kept the start from UMAP's {chosen} neighbours: ELBO {elbo:.3f} per datapoint (tried {scores})")
+        return {**report, "umap_neighbors": chosen, "start_elbo": elbo, "start_candidates": tried}
 
     def _start_scores(self, data, prefix):
         """acc/NMI/ARI of the model as it stands, for the report only: the start's scores never choose anything."""

@@ -1,6 +1,8 @@
 """The start of a run (inference/pretrain.py): recipes, initialisation strategies, the q(z|x) scale and
 the warm-up, each against an independent computation."""
 
+import copy
+
 import numpy as np
 import pyro
 import pytest
@@ -282,3 +284,68 @@ def test_pretraining_is_triggered_once_and_a_pretrained_state_replaces_it():
     assert other.pretrain_once(data, state, "src") is False
     assert other.pretrain_report == dict(report, pretrained_from="src")
     assert all(torch.equal(a, b) for a, b in zip(other.model.state_dict().values(), state["model"].values()))
+
+
+def _labelled_start(name):
+    """A start whose ``n_neighbors`` picks its labels: 2 gives the blobs' own clusters, 3 a scrambled labelling
+    (two starts of different ELBOs)."""
+    x, y = blobs()
+
+    def start(codes, k, seed, n_neighbors=2):
+        labels = y.numpy() if n_neighbors == 2 else np.random.default_rng(0).permutation(y.numpy())
+        return (labels, *_moments(codes, labels, k), {"umap_neighbors": n_neighbors})
+
+    register_init(name, start)
+    return from_tensor(x, y, likelihood="normal")
+
+
+@pytest.mark.parametrize("order", [(3, 2), (2, 3)])
+def test_several_umap_neighbourhoods_keep_the_start_of_the_highest_elbo(float64, order):
+    """With ``umap_neighbors=(a, b)`` each start is made from the same autoencoder and random state; the one kept
+    is that of the higher ELBO (each candidate's ELBO recomputed here), and the run then is the run of that
+    candidate alone, to the last parameter."""
+    from pyro_gmvae.evaluation.marginal import elbo_per_datapoint
+    from pyro_gmvae.inference.training import START_ELBO_SAMPLES
+
+    data = _labelled_start("labelled-for-test")
+    try:
+        def run(neighbors):
+            """Pretrain, then (the ELBO of the start, recomputed here; the start's weights) and a training epoch."""
+            pyro.set_rng_seed(0)
+            trainer = Trainer(*vade(), TrainConfig(epochs=1, batch_size=60, pretrain_epochs=2, init_warmup_epochs=2,
+                                                   init="labelled-for-test", umap_neighbors=neighbors), progress=False)
+            trainer.pretrain(data)
+            with torch.random.fork_rng(), torch.no_grad():
+                torch.manual_seed(0)
+                elbo = float(elbo_per_datapoint(trainer.model, trainer.guide, data, START_ELBO_SAMPLES).mean())
+            weights = {m: copy.deepcopy(getattr(trainer, m).state_dict()) for m in ("model", "guide")}
+            return trainer, elbo, weights, trainer.fit(data)
+
+        both, alone = run(order), {n: run((n,)) for n in order}
+        report = both[0].pretrain_report
+        assert [c["umap_neighbors"] for c in report["start_candidates"]] == list(order)
+        for candidate in report["start_candidates"]:
+            assert candidate["elbo"] == pytest.approx(alone[candidate["umap_neighbors"]][1], rel=1e-10)
+        elbos = {c["umap_neighbors"]: c["elbo"] for c in report["start_candidates"]}
+        chosen = max(elbos, key=elbos.get)
+        assert report["umap_neighbors"] == chosen and report["start_elbo"] == elbos[chosen] and elbos[2] != elbos[3]
+        assert report["start_labels_acc"] == alone[chosen][0].pretrain_report["start_labels_acc"]
+        for module, state in both[2].items():
+            for key, value in state.items():
+                torch.testing.assert_close(value, alone[chosen][2][module][key], rtol=0, atol=0)
+        assert both[3][-1]["elbo"] == alone[chosen][3][-1]["elbo"]  # the random state it left went on too
+    finally:
+        INIT_STRATEGIES.pop("labelled-for-test")
+
+
+def test_umap_neighbors_are_refused_before_anything_runs():
+    for bad, match in [(dict(init="gmm", umap_neighbors=(10,)), "the start 'gmm' takes no n_neighbors"),
+                       (dict(init="umap", umap_neighbors=()), "one or more distinct"),
+                       (dict(init="umap", umap_neighbors=(10, 10)), "one or more distinct"),
+                       (dict(init="umap", umap_neighbors=(1,)), "at least 2"),
+                       (dict(init="umap", umap_neighbors=(2.5,)), "must be an integer")]:
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(**bad)
+    assert TrainConfig(init="umap", umap_neighbors=[10, 20]).umap_neighbors == (10, 20)  # as config.json gives it
+    assert TrainConfig.from_dict(TrainConfig(init="umap", umap_neighbors=(10, 20)).to_dict()).umap_neighbors == \
+        (10, 20)
