@@ -95,6 +95,7 @@ class Trainer:
         self._step_fn = self.objective
         self._train_model = train_model
         self._started = False
+        self._traced = False  # the JIT's loss is compiled at the first step (_trace)
 
     # -- randomness and state -------------------------------------------------------------------
     def _seed_once(self):
@@ -295,6 +296,8 @@ class Trainer:
         if self.jit:  # torch deprecates torch.jit.trace, which Pyro's JIT ELBOs use: not the user's to act on
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*torch.jit.trace.* is deprecated", category=FutureWarning)
+                if not self._traced:
+                    self._trace(xb)
                 loss = self._step_fn(xb)
         else:
             loss = self._step_fn(xb)
@@ -302,6 +305,16 @@ class Trainer:
         self.optim.step()
         self.optim.zero_grad(set_to_none=True)
         return loss.item() / self.world.size
+
+    def _trace(self, xb):
+        """Compile the loss without touching the random state. Tracing runs the model and guide (drawing noise)
+        twice before the compiled loss first runs, which would shift every later draw: a traced run would then
+        differ from the eager one, and a resumed run (which traces again) from a straight one. The compiled loss
+        replays at any batch size (the last, smaller minibatch too)."""
+        state = rng_state()
+        self.objective(xb)
+        set_rng_state(state)
+        self._traced = True
 
     @torch.no_grad()
     def _measure_free_bits(self, x, perm, max_batches=10):

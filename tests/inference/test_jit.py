@@ -88,3 +88,26 @@ def test_the_default_trainer_traces_and_keeps_torch_deprecation_warnings_to_itse
     assert all(torch.isfinite(torch.tensor(row["elbo"])) for row in history)
     model, guide = _build("vade")
     assert not Trainer(model, guide, TrainConfig(epochs=1, free_bits=0.5), progress=False).jit
+
+
+def test_a_traced_run_is_the_eager_run_and_the_compiled_loss_replays_at_a_smaller_batch(float64):
+    """Tracing leaves the random state alone (Trainer._trace), so the default (traced) training takes the eager
+    training's steps, the last, smaller minibatch (45 = 2 x 20 + 5) included, in float64 to rounding."""
+    data = from_tensor(torch.rand(45, 6).round())
+    histories = {}
+    for jit in (None, False):
+        pyro.set_rng_seed(0)
+        model, guide = _build("vade")
+        trainer = Trainer(model, guide, TrainConfig(epochs=2, batch_size=20, pretrain_epochs=0, jit=jit),
+                          progress=False)
+        assert trainer.jit == (jit is None)
+        histories[jit] = [row["elbo"] for row in trainer.fit(data)]
+    assert histories[None] == pytest.approx(histories[False], rel=1e-9)
+
+    model, guide = _build("gmvae", noise_dim=2)
+    jit = make_elbo(jit=True)
+    jit.differentiable_loss(model, guide, torch.rand(7, 6).round())  # compiled at 7 points
+    x = torch.rand(5, 6).round()
+    traced, _ = _loss_and_grads(jit, model, guide, x, 1)
+    eager, _ = _loss_and_grads(make_elbo(), model, guide, x, 1)
+    torch.testing.assert_close(traced, eager, rtol=1e-10, atol=0)
