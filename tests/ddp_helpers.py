@@ -50,8 +50,9 @@ def run_case(name, lam):
     model, guide = build(ModelConfig(model=name, data_dim=DATA_DIM, num_clusters=NUM_CLUSTERS,
                                      latent_dim=LATENT_DIM, noise_dim=NOISE_DIM, network="toy"))
     x = torch.rand(NUM_DATAPOINTS, DATA_DIM, generator=torch.Generator().manual_seed(1))
+    # eager in one process too (N processes are by default): shared_noise patches Python, which a trace would bake in
     config = TrainConfig(epochs=EPOCHS, batch_size=BATCH_SIZE, lr=0.01, lr_decay=0.5, lr_decay_every=1,
-                         min_lr=1e-4, pretrain_epochs=0, free_bits=lam)
+                         min_lr=1e-4, pretrain_epochs=0, free_bits=lam, jit=False)
     trainer = Trainer(model, guide, config, progress=False)
     grads = []
     trainer.optim.register_step_pre_hook(
