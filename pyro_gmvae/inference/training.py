@@ -298,7 +298,12 @@ class Trainer:
                 warnings.filterwarnings("ignore", message=".*torch.jit.trace.* is deprecated", category=FutureWarning)
                 if not self._traced:
                     self._trace(xb)
-                loss = self._step_fn(xb)
+                try:
+                    loss = self._step_fn(xb)
+                except RuntimeError as error:  # Ctrl-C inside TorchScript's interpreter comes out as a RuntimeError
+                    if "KeyboardInterrupt" in str(error):
+                        raise KeyboardInterrupt from None
+                    raise
         else:
             loss = self._step_fn(xb)
         loss.backward()  # under DDP: the gradients are averaged over ranks here
