@@ -293,17 +293,15 @@ class Trainer:
 
     def _step(self, xb):
         """One step of Adam on this process's shard ``xb`` of a minibatch; returns the shard's loss."""
-        if self.jit:  # torch deprecates torch.jit.trace, which Pyro's JIT ELBOs use: not the user's to act on
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*torch.jit.trace.* is deprecated", category=FutureWarning)
-                if not self._traced:
-                    self._trace(xb)
-                try:
-                    loss = self._step_fn(xb)
-                except RuntimeError as error:  # Ctrl-C inside TorchScript's interpreter comes out as a RuntimeError
-                    if "KeyboardInterrupt" in str(error):
-                        raise KeyboardInterrupt from None
-                    raise
+        if self.jit:
+            if not self._traced:
+                self._trace(xb)
+            try:
+                loss = self._step_fn(xb)
+            except RuntimeError as error:  # Ctrl-C inside TorchScript's interpreter comes out as a RuntimeError
+                if "KeyboardInterrupt" in str(error):
+                    raise KeyboardInterrupt from None
+                raise
         else:
             loss = self._step_fn(xb)
         loss.backward()  # under DDP: the gradients are averaged over ranks here
@@ -317,7 +315,9 @@ class Trainer:
         differ from the eager one, and a resumed run (which traces again) from a straight one. The compiled loss
         replays at any batch size (the last, smaller minibatch too)."""
         state = rng_state()
-        self.objective(xb)
+        with warnings.catch_warnings():  # torch deprecates torch.jit.trace, which Pyro's JIT uses: not the user's
+            warnings.filterwarnings("ignore", message=".*torch.jit.trace.* is deprecated", category=FutureWarning)
+            self.objective(xb)
         set_rng_state(state)
         self._traced = True
 
