@@ -109,6 +109,8 @@ def main():
     p.add_argument("--warmup-epochs", type=int, default=20)
     p.add_argument("--warmup-lr", type=float, default=1e-3)
     p.add_argument("--warmup-batch", type=int, default=100)
+    p.add_argument("--warmup-label-weight", type=float, default=0.0,
+                   help="lambda of the warm-up's -log p(c = start label | z) term (pretrain.warm_up_loss)")
     p.add_argument("--svi-epochs", type=int, default=5)
     p.add_argument("--svi-lr", type=float, default=1e-4)
     p.add_argument("--prior", default="mixture", help="full-mixture: full-covariance components")
@@ -186,7 +188,7 @@ def main():
             perm, total = permutation(n, g, data.x.device), 0.0
             for s in range(0, n, args.warmup_batch):
                 idx = perm[s:s + args.warmup_batch]
-                loss = warm_up_loss(model, guide, data.x[idx], labels[idx], elbo)
+                loss = warm_up_loss(model, guide, data.x[idx], labels[idx], elbo, args.warmup_label_weight)
                 opt.zero_grad()
                 (loss / idx.shape[0]).backward()
                 opt.step()

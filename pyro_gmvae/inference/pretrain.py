@@ -263,26 +263,42 @@ def init_guide_scale(guide, scale, site=LATENT):
     return True
 
 
-def warm_up_loss(model, guide, x, labels, elbo=None):
+def warm_up_loss(model, guide, x, labels, elbo=None, label_weight=0.0):
     """The warm-up's loss on ``x``: the negative ELBO with the cluster observed at ``labels`` in the model.
     A guide with its own ``q(c | x)`` (a :class:`~pyro_gmvae.inference.cluster_inference.ClusterGuide`) is
     run at the same clusters (``guide.given_cluster``): ``q(h | x, c)``, reparameterised, rather than its
-    mixture over ``q(c | x)``."""
+    mixture over ``q(c | x)``.
+
+    ``label_weight`` (lambda, ours) adds ``-lambda log p(c = label | latents)``, the cross-entropy of the
+    model's own cluster posterior against the start's labels at the guide's sample: the observed-cluster
+    ELBO minus the enumerated ELBO on the same guide trace (the decoder terms cancel, the cluster is summed
+    exactly), so that the encoder moves the codes a Gaussian component would misclassify to their label's
+    component rather than only pulling them toward its mean."""
     elbo = make_elbo() if elbo is None else elbo
     given = getattr(guide, "given_cluster", None)
     run_guide = guide if given is None else (lambda data: given(data, labels))
-    return elbo.differentiable_loss(poutine.condition(model, data={CLUSTER: labels}), run_guide, x)
+    observed = poutine.condition(model, data={CLUSTER: labels})
+    if not label_weight:
+        return elbo.differentiable_loss(observed, run_guide, x)
+    if given is not None:
+        raise ConfigError(f"the warm-up's label weight ({label_weight}) needs the exact enumerated clusters: "
+                          "the guide has its own q(c | x); pass init_warmup_label_weight=0 "
+                          "(--init-warmup-label-weight 0) or cluster_inference='exact'")
+    trace = poutine.trace(run_guide).get_trace(x)
+    shared = poutine.replay(run_guide, trace=trace)
+    loss = elbo.differentiable_loss(observed, shared, x)
+    return loss + label_weight * (loss - elbo.differentiable_loss(model, shared, x))
 
 
-def warm_up(model, guide, x, labels, *, epochs, batch_size, lr, seed, progress=False):
+def warm_up(model, guide, x, labels, *, epochs, batch_size, lr, seed, label_weight=0.0, progress=False):
     """``epochs`` of the ELBO with the cluster observed at ``labels`` (Adam over all parameters; see
-    :func:`warm_up_loss`); returns the loss per datapoint of each epoch. The enumerated parents of the
+    :func:`warm_up_loss`, with ``label_weight``); returns the loss per datapoint of each epoch. The enumerated parents of the
     cluster (a hierarchy's super-cluster) stay enumerated."""
     elbo = make_elbo()
     params = [p for m in (model, guide) for p in m.parameters() if p.requires_grad]
 
     def batch_loss(idx):
-        return warm_up_loss(model, guide, x[idx], labels[idx], elbo)
+        return warm_up_loss(model, guide, x[idx], labels[idx], elbo, label_weight)
 
     losses = _minibatch_epochs(batch_loss, params, x.shape[0], x.device, epochs=epochs, batch_size=batch_size,
                                lr=lr, seed=seed + 2, desc="warm-up",
