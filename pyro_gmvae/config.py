@@ -156,6 +156,8 @@ class TrainConfig(_AsDict):
     umap_neighbors: tuple[int, ...] | None = None
     init_guide_scale: float | None = None
     init_warmup_epochs: int = 0
+    # lambda of the warm-up's -log p(c = start label | latents) (ours; pretrain.warm_up_loss): 0 = the ELBO alone
+    init_warmup_label_weight: float = 0.0
     free_bits: float = 0.0
     free_bits_site: str = "cluster"
     free_bits_group: str = "site"
@@ -187,6 +189,7 @@ class TrainConfig(_AsDict):
         if self.init_guide_scale is not None:
             check_positive("init_guide_scale", self.init_guide_scale, maximum=1e3)
         check_positive("init_warmup_epochs", self.init_warmup_epochs, strict=False, integer=True)
+        check_positive("init_warmup_label_weight", self.init_warmup_label_weight, strict=False, maximum=1e3)
         check_choice("pretraining recipe", self.pretrain_recipe, PRETRAIN_RECIPES)
         check_choice("initialisation", self.init, INIT_STRATEGIES)
         if self.umap_epochs is not None:

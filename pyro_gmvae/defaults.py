@@ -90,6 +90,7 @@ MODEL_FIELDS = ("model", "num_clusters", "num_super_clusters", "latent_dim", "no
 TRAIN_FIELDS = ("epochs", "batch_size", "lr", "lr_decay", "lr_decay_every", "min_lr", "adam_eps",
                 "num_particles", "jit", "seed", "pretrain_epochs", "pretrain_lr", "pretrain_recipe",
                 "pretrain_batch_size", "init", "umap_epochs", "umap_neighbors", "init_guide_scale", "init_warmup_epochs",
+                "init_warmup_label_weight",
                 "free_bits",
                 "free_bits_site", "free_bits_group", "temperature_start", "temperature_end", "temperature_decay", "device",
                 "compute_dtype", "binarize")

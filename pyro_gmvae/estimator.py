@@ -89,7 +89,7 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
                  adam_eps=None, num_particles=None, jit=None, seed=None, pretrain_epochs=None, pretrain_lr=None,
                  pretrain_recipe=None, pretrain_batch_size=None, init=None, umap_epochs=None, umap_neighbors=None,
                  init_guide_scale=None,
-                 init_warmup_epochs=None, free_bits=None, free_bits_site=None, free_bits_group=None,
+                 init_warmup_epochs=None, init_warmup_label_weight=None, free_bits=None, free_bits_site=None, free_bits_group=None,
                  temperature_start=None, temperature_end=None, temperature_decay=None, device=None,
                  compute_dtype=None, binarize=None):
         self.model, self.num_clusters, self.dataset, self.preset = model, num_clusters, dataset, preset
@@ -104,6 +104,7 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         self.pretrain_batch_size, self.init, self.init_guide_scale = pretrain_batch_size, init, init_guide_scale
         self.umap_epochs, self.umap_neighbors = umap_epochs, umap_neighbors
         self.init_warmup_epochs, self.free_bits = init_warmup_epochs, free_bits
+        self.init_warmup_label_weight = init_warmup_label_weight
         self.free_bits_site, self.free_bits_group = free_bits_site, free_bits_group
         self.temperature_start, self.temperature_end = temperature_start, temperature_end
         self.temperature_decay, self.device, self.compute_dtype = temperature_decay, device, compute_dtype

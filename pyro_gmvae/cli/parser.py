@@ -150,6 +150,10 @@ def build_parser():
     t.add_argument("--init-warmup-epochs", type=int,
                    help="epochs with the clusters fixed at the initialisation's labels before they are "
                         f"enumerated ({_default('init_warmup_epochs', 0)})")
+    t.add_argument("--init-warmup-label-weight", type=float,
+                   help="lambda: the warm-up also minimises lambda x the cross-entropy of the model's own cluster "
+                        "posterior against the start's labels, so that the latent mixture classifies the codes as "
+                        f"the start does ({_default('init_warmup_label_weight', 0)}; the exact clusters only)")
     t.add_argument("--pretrained", help="take the pretrained weights cached in this earlier run folder")
     t.add_argument("--free-bits", type=float, help="minimum information constraint lambda in nats, 0 = off "
                                                    f"({_default('free_bits')})")

@@ -17,7 +17,7 @@ import torch
 
 from ..data import Dataset, validate_data
 from ..data.binarize import binarize_epoch, binarize_static, check_binarizable
-from ..errors import DataError, TrainingError
+from ..errors import ConfigError, DataError, TrainingError
 from ..evaluation.marginal import elbo_per_datapoint
 from ..evaluation.metrics import (active_clusters, cluster_information, clustering_scores, hungarian_accuracy,
                                   most_confident_accuracy, used_clusters)
@@ -75,6 +75,11 @@ class Trainer:
         self.free_bits = None
         # how the cluster is inferred (inference/cluster_inference.py): the model, guide and ELBO as trained
         self.cluster_inference = make_cluster_inference(guide, config)
+        if config.init_warmup_label_weight and self.cluster_inference.name != "exact":
+            raise ConfigError(f"the warm-up's label weight ({config.init_warmup_label_weight}) is the cross-entropy "
+                              "of the enumerated cluster posterior, but clusters are inferred by "
+                              f"{self.cluster_inference.name!r}; pass cluster_inference='exact' (--cluster-inference "
+                              "exact) or init_warmup_label_weight=0 (--init-warmup-label-weight 0)")
         # the loss is traced (JitTraceEnum_ELBO) if config.jit says so, or by default where that is safe
         self.jit = use_jit(config, model, guide, distributed=self.world.distributed,
                            strategy=self.cluster_inference.name)
@@ -211,7 +216,7 @@ class Trainer:
             self._say(f"warm-up: {config.init_warmup_epochs} epochs with the clusters fixed at the start's labels")
             warm = warm_up(self.model, self.guide, data.x, labels, epochs=config.init_warmup_epochs,
                            batch_size=config.batch_size, lr=config.pretrain_lr, seed=config.seed,
-                           progress=self.progress)
+                           label_weight=config.init_warmup_label_weight, progress=self.progress)
             report["warmup_loss"] = warm[-1]
             report.update(self._start_scores(data, "warmup"))
         return report

@@ -172,6 +172,89 @@ def test_a_guided_warm_up_runs_q_z_given_x_and_the_observed_cluster(float64, str
         assert torch.allclose(g, e, rtol=1e-8, atol=1e-12)
 
 
+def _log_posterior_by_a_loop(model, guide_trace, x, labels, num_super_clusters=None):
+    """log p(c = labels | the guide's draw), by a loop over every value of the discrete sites (the cluster and a
+    hierarchy's super-cluster), each observed, with the guide's draw replayed: no enumeration involved."""
+    supers = [None] if num_super_clusters is None else range(num_super_clusters)
+    joint = torch.full((x.shape[0], NUM_CLUSTERS, len(supers)), float("nan"), dtype=x.dtype)
+    for c in range(NUM_CLUSTERS):
+        for j, s in enumerate(supers):
+            data = {CLUSTER: torch.full((x.shape[0],), c)}
+            if s is not None:
+                data["super_cluster"] = torch.full((x.shape[0],), s)
+            trace = poutine.trace(poutine.replay(poutine.condition(model, data=data), trace=guide_trace)).get_trace(x)
+            trace.compute_log_prob()
+            joint[:, c, j] = sum(site["log_prob"] for site in trace.nodes.values()
+                                 if site["type"] == "sample" and not site["is_observed"] or site["name"] in data
+                                 or site["name"] == "x")
+    log_joint = joint.logsumexp(-1)
+    return log_joint.log_softmax(-1)[torch.arange(x.shape[0]), labels]
+
+
+@pytest.mark.parametrize("kind", ["vade", "gmvae", "hierarchical"])
+def test_the_warm_ups_label_weight_is_the_cross_entropy_of_the_cluster_posterior(float64, kind):
+    """warm_up_loss(lambda) - warm_up_loss(0), on the same guide draw, is -lambda sum log p(c = label | latents):
+    checked, value and gradients, against a loop over the clusters (and a hierarchy's super-clusters)."""
+    extra = {"num_super_clusters": 2} if kind == "hierarchical" else {}
+    model, guide = vade(model=kind, **extra)
+    x, c = torch.rand(5, DATA_DIM), torch.tensor([0, 1, 2, 3, 1])
+    params = [p for m in (model, guide) for p in m.parameters()]
+    pyro.set_rng_seed(3)
+    plain = warm_up_loss(model, guide, x, c)
+    pyro.set_rng_seed(3)
+    weighted = warm_up_loss(model, guide, x, c, label_weight=2.5)
+    pyro.set_rng_seed(3)
+    draw = poutine.trace(guide).get_trace(x)
+    cross_entropy = -_log_posterior_by_a_loop(model, draw, x, c, extra.get("num_super_clusters")).sum()
+    assert cross_entropy > 0
+    assert torch.allclose(weighted - plain, 2.5 * cross_entropy, rtol=1e-10)
+    got = torch.autograd.grad(weighted - plain, params, allow_unused=True)
+    expected = torch.autograd.grad(2.5 * cross_entropy, params, allow_unused=True)
+    for g, e in zip(got, expected):
+        if e is None:  # a parameter the cross-entropy does not reach: the decoder's terms cancel
+            assert g is None or torch.count_nonzero(g) == 0
+        else:  # the decoder's cancelled terms leave round-off of ~1e-12
+            assert torch.allclose(g, e, rtol=1e-8, atol=1e-10)
+
+
+def test_vades_label_weight_is_the_mixtures_own_classifier(float64):
+    """For VaDE the cross-entropy is, by hand, -log softmax_c(log pi_c + log N(z; mu_c, sigma_c)) at the draw."""
+    model, guide = vade()
+    x, c = torch.rand(BATCH, DATA_DIM), torch.tensor([2, 0, 3])
+    pyro.set_rng_seed(1)
+    plain = warm_up_loss(model, guide, x, c)
+    pyro.set_rng_seed(1)
+    weighted = warm_up_loss(model, guide, x, c, label_weight=1.0)
+    pyro.set_rng_seed(1)
+    z = poutine.trace(guide).get_trace(x).nodes[LATENT]["value"]
+    prior = model.prior
+    scores = torch.log_softmax(prior.logits, -1) + torch.stack(
+        [normal_log_prob(z, prior.loc[k], positive(prior.scale_raw)[k]) for k in range(NUM_CLUSTERS)], -1)
+    expected = -torch.log_softmax(scores, -1)[torch.arange(BATCH), c].sum()
+    assert torch.allclose(weighted - plain, expected, rtol=1e-10)
+
+
+def test_the_label_weight_needs_the_exact_clusters_and_a_valid_value():
+    with pytest.raises(ValueError, match="init_warmup_label_weight"):
+        TrainConfig(init_warmup_label_weight=-1.0)
+    model, guide = vade(cluster_inference="amortized")
+    with pytest.raises(ValueError, match=r"label weight \(2.0\).*'amortized'; pass cluster_inference='exact'"):
+        Trainer(model, guide, TrainConfig(init_warmup_label_weight=2.0), progress=False)
+    with pytest.raises(ValueError, match="needs the exact enumerated clusters"):
+        warm_up_loss(model, guide, torch.rand(BATCH, DATA_DIM), torch.tensor([2, 0, 3]), label_weight=1.0)
+
+
+def test_the_trainer_warms_up_with_the_label_weight():
+    x, y = blobs(num_per_cluster=15)
+    losses = {}
+    for weight in (0.0, 5.0):
+        pyro.set_rng_seed(0)
+        trainer = Trainer(*vade(), TrainConfig(epochs=1, batch_size=20, pretrain_epochs=2, init="gmm",
+                                               init_warmup_epochs=1, init_warmup_label_weight=weight), progress=False)
+        losses[weight] = trainer.pretrain(from_tensor(x))["warmup_loss"]
+    assert losses[5.0] > losses[0.0]  # the same start, the same draws: the weighted loss adds a cross-entropy
+
+
 def test_warm_up_keeps_a_hierarchys_super_cluster_enumerated():
     model, guide = build(ModelConfig(model="hierarchical", data_dim=DATA_DIM, num_clusters=NUM_CLUSTERS,
                                      num_super_clusters=2, latent_dim=LATENT_DIM, network="toy",
