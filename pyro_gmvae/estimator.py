@@ -130,6 +130,8 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
                                                **{k: v for k, v in given.items() if k in model_fields})
         train_config = TrainConfig.for_dataset(name, self.preset,
                                                **{k: v for k, v in given.items() if k in train_fields})
+        if model_config.cluster_inference != "exact" and given.get("init_warmup_label_weight") is None:
+            train_config = dataclasses.replace(train_config, init_warmup_label_weight=0.0)  # as defaults.resolve
         if self.run_dir is not None:
             if not isinstance(self.run_dir, (str, os.PathLike)):
                 raise ConfigError(f"run_dir must be a folder path (str or Path) or None, got {self.run_dir!r}")

@@ -75,3 +75,14 @@ def test_a_presets_prior_stays_with_its_model():
     assert "prior" not in resolve({"model": "hierarchical"}, "vade-mnist")[0]  # the model's own prior
     assert resolve({"model": "vae", "prior": "mixture"}, "vade-mnist")[0]["prior"] == "mixture"  # a flag wins
     assert "prior" not in resolve({}, "vade-mnist-diagonal")[0]  # the paper's diagonal mixture
+
+
+def test_the_digits_label_weight_is_left_out_for_another_cluster_inference():
+    """The digits default warms up with the label weight 1, the exact clusters' cross-entropy: another
+    cluster inference runs without it unless it is asked for (and then the trainer refuses it)."""
+    _, train, _ = resolve({"dataset": "digits"})
+    assert train["init_warmup_label_weight"] == 1.0
+    _, train, _ = resolve({"dataset": "digits", "cluster_inference": "amortized"})
+    assert "init_warmup_label_weight" not in train
+    _, train, _ = resolve({"dataset": "digits", "cluster_inference": "amortized", "init_warmup_label_weight": 2.0})
+    assert train["init_warmup_label_weight"] == 2.0

@@ -118,3 +118,15 @@ def test_predict_refuses_a_folder_as_out_and_a_file_of_another_width(fitted, tmp
     assert "X has 5 features, but GMVAEClusterer is expecting 2 features as input; pass rows like the training" \
         in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+def test_the_digits_label_weight_gives_way_to_another_cluster_inference():
+    """The digits default's warm-up label weight needs the exact clusters: an estimator asked for amortized
+    clusters on the digits trains without it (as the command line), and refuses it when asked for."""
+    x = np.random.default_rng(0).random((40, 64))
+    clusterer = GMVAEClusterer(dataset="digits", num_clusters=3, cluster_inference="amortized", network="toy",
+                               epochs=1, pretrain_epochs=0, progress=False).fit(x)
+    assert clusterer.labels_.shape == (40,)
+    with pytest.raises(ValueError, match="label weight"):
+        GMVAEClusterer(dataset="digits", num_clusters=3, cluster_inference="amortized", network="toy", epochs=1,
+                       pretrain_epochs=0, init_warmup_label_weight=1.0, progress=False).fit(x)
