@@ -33,7 +33,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .config import ModelConfig, TrainConfig
 from .data import DATASETS, Dataset, from_tensor
-from .defaults import MODEL_FIELDS, TRAIN_FIELDS
+from .defaults import MODEL_FIELDS, TRAIN_FIELDS, resolve
 from .errors import CheckpointError, ConfigError, DataError, check_positive
 from .evaluation.generation import sample_latents_per_cluster
 from .evaluation.marginal import elbo_per_datapoint
@@ -124,14 +124,13 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         name = self.dataset or (data.name if data.name in DATASETS else "file")
         # numpy scalars (a grid of np.arange values) become Python's, which config.json can hold
         given = {k: v.item() if isinstance(v, np.generic) else v for k, v in self.get_params().items()}
-        model_fields, train_fields = _fields(ModelConfig) - {"data_dim"}, _fields(TrainConfig)
+        settings = _fields(ModelConfig) | _fields(TrainConfig)
+        # one resolution of model and training settings together, as pyro-gmvae train's flags
+        model_kw, train_kw, _ = resolve({**{k: v for k, v in given.items() if k in settings}, "dataset": name},
+                                        self.preset)
         # the data's size, likelihood and classes fill what neither the settings nor the preset give
-        model_config = ModelConfig.for_dataset(dataclasses.replace(data, name=name), self.preset,
-                                               **{k: v for k, v in given.items() if k in model_fields})
-        train_config = TrainConfig.for_dataset(name, self.preset,
-                                               **{k: v for k, v in given.items() if k in train_fields})
-        if model_config.cluster_inference != "exact" and given.get("init_warmup_label_weight") is None:
-            train_config = dataclasses.replace(train_config, init_warmup_label_weight=0.0)  # as defaults.resolve
+        model_config = ModelConfig.for_dataset(dataclasses.replace(data, name=name), **model_kw)
+        train_config = TrainConfig(**train_kw)
         if self.run_dir is not None:
             if not isinstance(self.run_dir, (str, os.PathLike)):
                 raise ConfigError(f"run_dir must be a folder path (str or Path) or None, got {self.run_dir!r}")
