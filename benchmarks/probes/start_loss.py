@@ -111,7 +111,8 @@ def main():
     p.add_argument("--ae-lr", type=float, default=1e-3)
     p.add_argument("--bf16", action="store_true", help="the encoder and decoder under bf16 autocast")
     p.add_argument("--umap-epochs", type=int, help="UMAP's n_epochs (default: UMAP's own, 200 for large data)")
-    p.add_argument("--cache", default="/work/notes/probe-cache")
+    p.add_argument("--cache", default=str(Path(__file__).resolve().parents[2] / "runs" / "probe-cache"),
+                   help="where the autoencoder and its start labels are cached (default: runs/probe-cache, outside git)")
     p.add_argument("--warmup-epochs", type=int, default=20)
     p.add_argument("--warmup-lr", type=float, default=1e-3)
     p.add_argument("--warmup-batch", type=int, default=100)
