@@ -273,7 +273,9 @@ def warm_up_loss(model, guide, x, labels, elbo=None, label_weight=0.0):
     model's own cluster posterior against the start's labels at the guide's sample: the observed-cluster
     ELBO minus the enumerated ELBO on the same guide trace (the decoder terms cancel, the cluster is summed
     exactly), so that the encoder moves the codes a Gaussian component would misclassify to their label's
-    component rather than only pulling them toward its mean."""
+    component rather than only pulling them toward its mean. The weight needs a one-particle ``elbo`` (the
+    warm-up's own).
+    """
     elbo = make_elbo() if elbo is None else elbo
     given = getattr(guide, "given_cluster", None)
     run_guide = guide if given is None else (lambda data: given(data, labels))
@@ -284,6 +286,9 @@ def warm_up_loss(model, guide, x, labels, elbo=None, label_weight=0.0):
         raise ConfigError(f"the warm-up's label weight ({label_weight}) needs the exact enumerated clusters: "
                           "the guide has its own q(c | x); pass init_warmup_label_weight=0 "
                           "(--init-warmup-label-weight 0) or cluster_inference='exact'")
+    if elbo.num_particles != 1:
+        raise ConfigError(f"the warm-up's label weight ({label_weight}) replays one guide draw in both ELBOs: "
+                          f"pass an ELBO with num_particles=1 (got {elbo.num_particles}), or label_weight=0")
     trace = poutine.trace(run_guide).get_trace(x)
     shared = poutine.replay(run_guide, trace=trace)
     loss = elbo.differentiable_loss(observed, shared, x)

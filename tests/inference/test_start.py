@@ -242,6 +242,10 @@ def test_the_label_weight_needs_the_exact_clusters_and_a_valid_value():
         Trainer(model, guide, TrainConfig(init_warmup_label_weight=2.0), progress=False)
     with pytest.raises(ValueError, match="needs the exact enumerated clusters"):
         warm_up_loss(model, guide, torch.rand(BATCH, DATA_DIM), torch.tensor([2, 0, 3]), label_weight=1.0)
+    model, guide = vade()
+    with pytest.raises(ValueError, match=r"one guide draw in both ELBOs: pass an ELBO with num_particles=1 \(got 4\)"):
+        warm_up_loss(model, guide, torch.rand(BATCH, DATA_DIM), torch.tensor([2, 0, 3]), make_elbo(num_particles=4),
+                     label_weight=1.0)
 
 
 def test_the_trainer_warms_up_with_the_label_weight():
