@@ -39,7 +39,7 @@ DATASET_DEFAULTS = {
 #: gmvae-mnist: trains on the 60k training images, so that the 10k test set is held out as in the paper;
 #: K = 16 by default (the paper's table: 10, 16, 30). gmvae-synthetic: the paper's K = 8 on the arcs.
 # The VaDE MNIST presets (and the digits default) train eagerly (jit=False): their rows in BENCHMARKS.md were
-# measured so, and with the paper's networks tracing buys nothing (0.98x the eager step, benchmarks/speed.py).
+# measured so, and with the paper's networks tracing buys nothing (0.96x the eager step, a few percent, benchmarks/speed.py).
 PRESETS = {
     # ours: the paper's model and networks from a manifold start (UMAP of the autoencoder's codes, N2D's
     # recipe), with full-covariance components in the latent mixture (diagonal ones cannot hold UMAP's
