@@ -34,6 +34,12 @@ DATASET_DEFAULTS = {
     "file": dict(network="small", latent_dim=10),
 }
 
+# the gmvae-mnist preset, which gmvae-mnist-k10 starts from
+_GMVAE_MNIST = dict(model="gmvae", dataset="mnist", network="vade", num_clusters=16, latent_dim=10, noise_dim=10,
+                    prior_hidden_dim=100, pretrain_epochs=20, pretrain_batch_size=256, init="umap",
+                    init_warmup_epochs=3, batch_size=100, lr=1e-4, lr_decay=1.0, min_lr=1e-5, epochs=5,
+                    num_particles=1, free_bits=0.5, likelihood="bernoulli", split="train")
+
 #: Settings for the papers' experiments (../shared/PAPERS.md), ours and theirs marked. Any flag overrides them.
 #: vade-mnist-paper: the official script runs 3000 epochs; 300 is our default (lr reaches its floor by epoch ~220).
 #: gmvae-mnist: trains on the 60k training images, so that the 10k test set is held out as in the paper;
@@ -74,17 +80,11 @@ PRESETS = {
                             batch_size=800, lr=2e-3, lr_decay=0.95, lr_decay_every=10, min_lr=0.0, epochs=300),
     # ours: the paper's model and free bits (lambda 0.5) on the 60k training images, from the manifold start
     # with VaDE's MLP nets and a 10-d latent (conv nets and x=200/w=150 do not fit 2 CPU cores), then 5 epochs
-    "gmvae-mnist": dict(model="gmvae", dataset="mnist", network="vade", num_clusters=16, latent_dim=10,
-                        noise_dim=10, prior_hidden_dim=100, pretrain_epochs=20, pretrain_batch_size=256,
-                        init="umap", init_warmup_epochs=3, batch_size=100, lr=1e-4, lr_decay=1.0, min_lr=1e-5,
-                        epochs=5, num_particles=1, free_bits=0.5, likelihood="bernoulli", split="train"),
+    "gmvae-mnist": _GMVAE_MNIST,
     # ours, at K = 10 (issue 20's target): the gmvae-mnist recipe with 40 autoencoder epochs and 10 warm-up epochs
     # with the label weight 10, as vade-mnist; K = 16 and 30 have not been measured with it
-    "gmvae-mnist-k10": dict(model="gmvae", dataset="mnist", network="vade", num_clusters=10, latent_dim=10,
-                            noise_dim=10, prior_hidden_dim=100, pretrain_epochs=40, pretrain_batch_size=256,
-                            init="umap", init_warmup_epochs=10, init_warmup_label_weight=10.0, batch_size=100,
-                            lr=1e-4, lr_decay=1.0, min_lr=1e-5, epochs=5, num_particles=1, free_bits=0.5,
-                            likelihood="bernoulli", split="train"),
+    "gmvae-mnist-k10": dict(_GMVAE_MNIST, num_clusters=10, pretrain_epochs=40, init_warmup_epochs=10,
+                            init_warmup_label_weight=10.0),
     # the official code's settings: conv nets, x 200, w 150, hidden 500, Adam 1e-4, batch 50, 100 epochs
     "gmvae-mnist-paper": dict(model="gmvae", dataset="mnist", network="conv", num_clusters=16, latent_dim=200,
                               noise_dim=150, prior_hidden_dim=500, batch_size=50, lr=1e-4, lr_decay=1.0, min_lr=1e-5,
