@@ -257,15 +257,17 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         return dst
 
     @classmethod
-    def load(cls, run_dir, device="cpu"):
+    def load(cls, run_dir, device="cpu", *, trust_plugins=False):
         """The fitted estimator of a run folder written by ``fit``/``save`` or by ``pyro-gmvae train``;
-        its parameters are the run's settings, so ``clone`` of it trains the same way again."""
+        its parameters are the run's settings, so ``clone`` of it trains the same way again.
+        ``trust_plugins``: as :func:`~pyro_gmvae.runs.load_run` (the run's recorded plugin modules are
+        imported only when imported already, declared as entry points, or trusted)."""
 
         run_dir = _folder(run_dir, "load")
         if not run_dir.is_dir():
             raise CheckpointError(f"load: {run_dir} is not a folder; pass the run folder that fit/save or "
                                   "pyro-gmvae train wrote")
-        model, guide, model_config, train_config, data_spec = load_run(run_dir, device)
+        model, guide, model_config, train_config, data_spec = load_run(run_dir, device, trust_plugins=trust_plugins)
         settings = {**model_config.to_dict(), **train_config.to_dict()}
         self = cls(progress=False, **{k: settings[k] for k in (*MODEL_FIELDS, *TRAIN_FIELDS)})
         pretrained = load_checkpoint(run_dir / PRETRAINED) if (run_dir / PRETRAINED).exists() else None

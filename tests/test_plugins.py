@@ -66,13 +66,17 @@ def test_a_plugin_prior_trains_and_reopens_in_a_fresh_process(tmp_path, monkeypa
         torch.set_num_threads(threads)
         PRIORS.restore(priors)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["plugins"] == ["my_priors"]
-    # another process, without --import: config.json names the module, and it is imported again
-    evaluate = _cli(["evaluate", "run", "--num-samples", "4"], tmp_path, path=[tmp_path])
-    assert evaluate.returncode == 0, evaluate.stderr
-    assert "log_likelihood" in json.loads(evaluate.stdout)
-    assert "unchecked" in evaluate.stderr  # 4 samples: too few for k-hat, and evaluate says so
-    # the run made this process import code: it says which module, from which file, named where
-    assert f"importing plugin module my_priors ({tmp_path / 'my_priors.py'}), recorded in" in evaluate.stderr
+    # another process, without --import: config.json names the module, which is not imported unasked
+    refused = _cli(["evaluate", "run", "--num-samples", "4"], tmp_path, path=[tmp_path])
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "names the plugin modules ['my_priors']" in refused.stderr and "--import my_priors" in refused.stderr
+    for trust in (["--import", "my_priors"], ["--trust-plugins"]):
+        evaluate = _cli(["evaluate", "run", "--num-samples", "4", "--no-save", *trust], tmp_path, path=[tmp_path])
+        assert evaluate.returncode == 0, evaluate.stderr
+        assert "log_likelihood" in json.loads(evaluate.stdout)
+        assert "unchecked" in evaluate.stderr  # 4 samples: too few for k-hat, and evaluate says so
+        # the process says which module it imports, from which file, before importing it
+        assert f"importing plugin module my_priors ({tmp_path / 'my_priors.py'})" in evaluate.stderr
 
 
 def test_a_run_whose_plugin_is_gone_says_which_module_and_how_to_supply_it(tmp_path):
@@ -81,7 +85,10 @@ def test_a_run_whose_plugin_is_gone_says_which_module_and_how_to_supply_it(tmp_p
     config = {"model": {"prior": "test-plugin-never-registered"}, "train": {}, "data": {},
               "plugins": ["test_plugin_module_that_is_not_there"]}
     (run / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match="test_plugin_module_that_is_not_there.*PYTHONPATH"):
+    with pytest.raises(CheckpointError, match="test_plugin_module_that_is_not_there.*--trust-plugins"):
+        read_config(run)  # untrusted: refused before any import is tried
+    with plugins.trusted_plugins(), pytest.raises(CheckpointError,
+                                                  match="test_plugin_module_that_is_not_there.*PYTHONPATH"):
         read_config(run)
     config["plugins"] = []  # not recorded (a run from an older version): the message says how to supply it
     (run / "config.json").write_text(json.dumps(config))
@@ -177,6 +184,9 @@ def test_a_recorded_plugin_is_not_imported_from_the_working_folder(tmp_path, goo
     _record_plugins(run, ["test_evil_plugin"])
     before = snapshot(run)
     result = _cli(["evaluate", ".", "--num-samples", "4", "--threads", "1"], run)  # python -m: cwd on sys.path
+    assert result.returncode == 2 and "names the plugin modules ['test_evil_plugin']" in result.stderr
+    assert not marker.exists() and snapshot(run) == before
+    result = _cli(["evaluate", ".", "--num-samples", "4", "--threads", "1", "--trust-plugins"], run)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot import plugin module 'test_evil_plugin'" in lines[0], result.stderr
@@ -220,6 +230,14 @@ BROKEN = {
 }
 
 
+def _without_announcements(err):
+    """stderr's lines but the "importing plugin module" announcements, checked to come first."""
+    lines = err.strip().splitlines()
+    announced = [line.startswith("pyro-gmvae: importing plugin module ") for line in lines]
+    assert announced == sorted(announced, reverse=True), lines  # announcements before anything else
+    return [line for line, a in zip(lines, announced) if not a]
+
+
 @pytest.mark.parametrize("case", list(BROKEN))
 @pytest.mark.parametrize("debug", [False, True])
 def test_a_plugin_that_raises_is_one_line_naming_it(case, debug, tmp_path, good_run, monkeypatch, capsys):
@@ -229,7 +247,7 @@ def test_a_plugin_that_raises_is_one_line_naming_it(case, debug, tmp_path, good_
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv(plugins.DEBUG_ENV, "1" if debug else "0")
     assert main(["sample", str(good_run), "--import", name]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = _without_announcements(capsys.readouterr().err)
     assert f"plugin module {name!r}" in err[-1] and words in err[-1] and "failed while being imported" in err[-1]
     assert str(tmp_path / f"{name}.py") in err[-1]
     assert (len(err) > 1 and "Traceback" in err[0]) if debug else len(err) == 1
@@ -239,7 +257,7 @@ def test_a_plugin_whose_dependency_is_missing_names_the_dependency(tmp_path, goo
     (tmp_path / "test_plugin_needs_dep.py").write_text("import test_dependency_that_is_not_installed\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["sample", str(good_run), "--import", "test_plugin_needs_dep"]) == 2
-    err = capsys.readouterr().err.strip()
+    err = "\n".join(_without_announcements(capsys.readouterr().err))
     assert len(err.splitlines()) == 1
     assert "'test_plugin_needs_dep'" in err and "imports 'test_dependency_that_is_not_installed'" in err
     assert "install it" in err and "PYTHONPATH" not in err
@@ -261,7 +279,7 @@ def test_a_plugin_cannot_replace_a_builtin(source, words, tmp_path, good_run, mo
     finally:
         for r, before in saved:
             r.restore(before)
-    err = capsys.readouterr().err.strip()
+    err = "\n".join(_without_announcements(capsys.readouterr().err))
     assert len(err.splitlines()) == 1 and f"plugin module {name!r}" in err and words in err
     assert "registered already" in err
 
@@ -310,3 +328,50 @@ def test_every_register_function_works_as_a_decorator(kind):
     finally:
         table.unregister(name)
     assert name not in table
+
+
+# -- issue 34: opening a run folder imports no module it names unless the user says so --
+
+@pytest.mark.parametrize("module", ["this", "antigravity", "test_marker_plugin"])
+def test_a_run_folder_names_no_code_to_run(module, tmp_path, good_run):
+    run = copy_run(good_run, tmp_path)
+    marker = tmp_path / "marker"
+    (tmp_path / "test_marker_plugin.py").write_text(PAYLOAD.format(marker=str(marker)))
+    _record_plugins(run, ["test_marker_plugin" if module == "test_marker_plugin" else module])
+    before = snapshot(run)
+    result = _cli(["evaluate", str(run), "--estimator", "is-guide", "--num-samples", "3"], tmp_path, path=[tmp_path])
+    assert result.returncode == 2 and result.stdout == "", result.stdout  # "this" would print the Zen of Python
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"names the plugin modules [{module!r}]" in lines[0], lines
+    assert f"--import {module}" in lines[0] and "--trust-plugins" in lines[0]
+    assert not marker.exists() and snapshot(run) == before
+    # the user says so: imported, announced first (the marker module runs; the evaluation then goes on)
+    if module == "test_marker_plugin":
+        result = _cli(["evaluate", str(run), "--estimator", "is-guide", "--num-samples", "3", "--no-save",
+                       "--import", module], tmp_path, path=[tmp_path])
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.startswith(f"pyro-gmvae: importing plugin module {module} (") and marker.exists()
+
+
+def test_load_run_trusts_only_what_it_is_told(tmp_path, good_run, monkeypatch):
+    from pyro_gmvae.runs import load_run
+
+    run = copy_run(good_run, tmp_path)
+    marker = tmp_path / "marker"
+    (tmp_path / "test_marker_plugin_api.py").write_text(PAYLOAD.format(marker=str(marker)))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _record_plugins(run, ["test_marker_plugin_api"])
+    with pytest.raises(CheckpointError, match=r"names the plugin modules \['test_marker_plugin_api'\]"):
+        load_run(run)
+    assert not marker.exists() and "test_marker_plugin_api" not in sys.modules
+    # an installed package's declared entry point is trusted (installing it was the decision)
+    monkeypatch.setattr(plugins, "_entry_point_modules", lambda: {"test_marker_plugin_api"})
+    try:
+        assert load_run(run)[2].model == "gmvae" and marker.exists()
+        marker.unlink()
+        sys.modules.pop("test_marker_plugin_api")
+        monkeypatch.setattr(plugins, "_entry_point_modules", lambda: set())
+        assert load_run(run, trust_plugins=True)[2].model == "gmvae" and marker.exists()
+        assert not plugins._trust_all  # trust_plugins=True held for that call only
+    finally:
+        sys.modules.pop("test_marker_plugin_api", None)

@@ -21,7 +21,7 @@ import torch
 from ..defaults import DATASET_DEFAULTS, PRESETS  # noqa: F401  (the CLI's view of the defaults)
 from ..errors import ConfigError, GMVAEError, check_positive
 from ..inference.distributed import report_to_launcher
-from ..plugins import import_plugins, load_entry_points
+from ..plugins import import_plugins, load_entry_points, trust_plugins
 from ..runs import storage_error
 from .parser import DEFAULT_OUT, DESCRIPTION, EPILOG, THREADS_PER_CORE, build_parser
 from .train import _resolve, cmd_train  # noqa: F401
@@ -42,7 +42,8 @@ def _setup(args):
                               f"{THREADS_PER_CORE * cores})")
         torch.set_num_threads(args.threads)
     load_entry_points()
-    import_plugins(args.imports)
+    import_plugins(args.imports, announce=True)
+    trust_plugins(args.trust_plugins)
 
 
 def _refuse(command, error):
@@ -59,7 +60,7 @@ def _early_imports(argv):
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--import", dest="imports", action="append")
     known, _ = pre.parse_known_args(argv)
-    import_plugins(known.imports)
+    import_plugins(known.imports, announce=True)
 
 
 def main(argv=None):

@@ -63,8 +63,13 @@ def _common_flags():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--import", dest="imports", action="append", metavar="MODULE",
                         help="import MODULE first, so that the priors, guides, models or networks it registers "
-                             "can be named (repeatable); train records it in config.json and the other "
-                             "commands import it again")
+                             "can be named (repeatable); train records it in config.json, and the other "
+                             "commands import a run's recorded modules only when named here (or with "
+                             "--trust-plugins)")
+    common.add_argument("--trust-plugins", action="store_true",
+                        help="import every plugin module a run's config.json records (its code runs: only for "
+                             "runs from sources you trust); without it, a recorded module must be named by "
+                             "--import or declared as a pyro_gmvae.plugins entry point of an installed package")
     common.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads for torch (torch.set_num_threads; default: torch's choice, "
                              f"usually one per core; at most {THREADS_PER_CORE} per core)")

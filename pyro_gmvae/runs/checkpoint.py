@@ -4,7 +4,6 @@
 import hashlib
 import json
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import torch
 
 from ..config import ModelConfig, TrainConfig
 from ..errors import CheckpointError, ConfigError
-from ..plugins import import_plugins, run_plugins
+from ..plugins import check_recorded_plugins, import_plugins, run_plugins
 from .lock import LOCK, live_owner
 from .storage import atomic_write_bytes, finite_or_none
 
@@ -113,23 +112,20 @@ def read_config(run_dir):
 
 
 def _import_run_plugins(path, plugins):
-    """Import the plugin modules a run recorded (its own priors, guides...), before its config is rebuilt."""
+    """Import the plugin modules a run recorded (its own priors, guides...), before its config is rebuilt;
+    only those the user trusts (:func:`~pyro_gmvae.plugins.check_recorded_plugins`)."""
     if not isinstance(plugins, list):
         raise CheckpointError(f"{path} is corrupt (plugins should be a list of module names, got {plugins!r}); "
                               "rewrite it or train again")
     try:
-        for name in import_plugins(plugins):
-            module = sys.modules.get(name)
-            if name not in _announced:  # a run from someone else makes us import code: say which, once
-                _announced.add(name)
-                print(f"pyro-gmvae: importing plugin module {name} ({getattr(module, '__file__', None) or 'built in'}"
-                      f"), recorded in {path}", file=sys.stderr)
+        check_recorded_plugins(plugins, str(path))
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
+    try:
+        import_plugins(plugins, announce=True)
     except ConfigError as e:
         raise CheckpointError(f"the run in {path.parent} needs the plugin modules {plugins} (recorded in "
                               f"{path.name}): {e}") from None
-
-
-_announced = set()
 
 
 def config_record(model_config, train_config, data_spec):

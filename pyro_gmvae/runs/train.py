@@ -10,6 +10,7 @@ from ..errors import ConfigError, DataError
 from ..inference.distributed import check_plan
 from ..inference.training import Trainer, check_world_size
 from ..models import MODELS, build
+from ..plugins import trusted_plugins
 from .checkpoint import CHECKPOINT, CONFIG, config_record, load_checkpoint, PRETRAINED, read_config, read_metrics, \
     rewrite_metrics, save_checkpoint, save_pretrained
 from .data import check_data_fingerprint, data_fingerprint
@@ -143,9 +144,14 @@ def _follow_run(trainer, dataset, *, state, pre_state, pretrained):
     return trainer
 
 
-def load_run(run_dir, device="cpu"):
-    """``(model, guide, model_config, train_config, data_spec)`` of a trained run, on ``device``."""
-    model_config, train_config, data_spec = read_config(run_dir)
+def load_run(run_dir, device="cpu", *, trust_plugins=False):
+    """``(model, guide, model_config, train_config, data_spec)`` of a trained run, on ``device``.
+
+    The plugin modules the run's config.json records are imported only if imported already, declared as
+    ``pyro_gmvae.plugins`` entry points, or with ``trust_plugins=True`` (their code runs: only for runs from
+    sources you trust); see :mod:`pyro_gmvae.plugins`."""
+    with trusted_plugins(trust_plugins):
+        model_config, train_config, data_spec = read_config(run_dir)
     check_device(device)
     state = load_checkpoint(run_dir)
     model, guide = build(model_config)
