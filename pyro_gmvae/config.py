@@ -22,6 +22,8 @@ MAX_LR = 1.0
 MAX_SEED = 2 ** 32 - 1
 #: The dtypes the networks may compute in (``bfloat16``: under autocast; the ELBO stays float32).
 COMPUTE_DTYPES = ("float32", "bfloat16")
+#: The training objectives: the enumerated ELBO, or the importance-weighted bound (inference/objective.py).
+OBJECTIVES = ("elbo", "iwae")
 #: Free bits per site, or per latent dimension.
 FREE_BITS_GROUPS = ("site", "dim")
 
@@ -65,6 +67,9 @@ class ModelConfig(_AsDict):
     likelihood: str = "bernoulli"
     network: str = "vade"
     fixed_weights: bool = False  # uniform cluster weights, never learned (priors with a fixed_weights option)
+    # K of a prior with pseudo-inputs (the VampPrior; None: num_clusters); such a prior's components are them,
+    # so num_clusters is set to K
+    num_pseudo_inputs: int | None = None
     # how training infers the cluster: exact, amortized, relaxed, score-function (inference/cluster_inference.py)
     cluster_inference: str = "exact"
 
@@ -82,7 +87,13 @@ class ModelConfig(_AsDict):
         if self.fixed_weights and "fixed_weights" not in inspect.signature(PRIORS[self.prior_name]).parameters:
             raise ConfigError(f"the prior {self.prior_name!r} has no fixed_weights option; use the 'mixture' "
                               "prior (VaDE's), or drop fixed_weights / --fixed-weights")
+        self._check_pseudo_inputs()
         CLUSTER_INFERENCE.check(self.cluster_inference)
+        allowed = getattr(PRIORS[self.prior_name], "cluster_inferences", None)
+        if allowed is not None and self.cluster_inference not in allowed:
+            raise ConfigError(f"the prior {self.prior_name!r} trains with cluster inference {' or '.join(allowed)}, "
+                              f"not {self.cluster_inference!r}; pass cluster_inference={allowed[0]!r} "
+                              f"(--cluster-inference {allowed[0]})")
         CLUSTER_INFERENCE[self.cluster_inference].check_prior(
             self.prior_name, getattr(PRIORS[self.prior_name], "cluster_sites", None))
         for name in ("data_dim", "num_clusters", "latent_dim", "prior_hidden_dim"):
@@ -91,6 +102,16 @@ class ModelConfig(_AsDict):
             check_positive("noise_dim", self.noise_dim, integer=True)
         if self.num_super_clusters is not None:
             check_positive("num_super_clusters", self.num_super_clusters, integer=True)
+
+    def _check_pseudo_inputs(self):
+        if self.num_pseudo_inputs is None:
+            return
+        if "num_pseudo_inputs" not in inspect.signature(PRIORS[self.prior_name]).parameters:
+            raise ConfigError(f"num_pseudo_inputs (--num-pseudo-inputs) is for a prior with pseudo-inputs such as "
+                              f"'vamp', but the prior is {self.prior_name!r}; pass prior='vamp' (--prior vamp), or "
+                              "drop num_pseudo_inputs")
+        check_positive("num_pseudo_inputs", self.num_pseudo_inputs, integer=True)
+        object.__setattr__(self, "num_clusters", self.num_pseudo_inputs)  # the prior's components are them
 
     @property
     def prior_name(self):
@@ -135,6 +156,11 @@ class TrainConfig(_AsDict):
     min_lr: float = 2e-4
     adam_eps: float = 1e-4
     num_particles: int = 1
+    # "elbo" (TraceEnum_ELBO, num_particles averaged) or "iwae" (the importance-weighted bound over num_particles
+    # draws, clusters enumerated in each weight): inference/objective.py
+    objective: str = "elbo"
+    # KL warm-up: beta of the KL term rises linearly from 0 to 1 over this many SVI epochs (0: none)
+    kl_warmup_epochs: int = 0
     # None: JitTraceEnum_ELBO where it is known to be safe (inference/elbo.py use_jit), else the eager loss
     jit: bool | None = None
     seed: int = 0
@@ -178,6 +204,7 @@ class TrainConfig(_AsDict):
         check_positive("lr", self.lr, maximum=MAX_LR)
         check_positive("pretrain_lr", self.pretrain_lr, maximum=MAX_LR)
         check_positive("num_particles", self.num_particles, integer=True)
+        self._check_objective()
         check_positive("lr_decay_every", self.lr_decay_every, integer=True)
         check_positive("adam_eps", self.adam_eps, maximum=1.0)
         check_positive("lr_decay", self.lr_decay, maximum=1.0)
@@ -220,6 +247,19 @@ class TrainConfig(_AsDict):
         check_choice("compute dtype", self.compute_dtype, COMPUTE_DTYPES)
         if self.binarize is not None:
             check_choice("binarize", self.binarize, BINARIZE)
+
+    def _check_objective(self):
+        check_choice("objective", self.objective, OBJECTIVES)
+        check_positive("kl_warmup_epochs", self.kl_warmup_epochs, strict=False, integer=True)
+        if self.objective == "iwae":
+            if self.num_particles < 2:
+                raise ConfigError(f"the iwae objective needs several particles (K >= 2), got num_particles="
+                                  f"{self.num_particles}; pass e.g. num_particles=5 (--num-particles 5)")
+            for name, off in (("free_bits", 0), ("kl_warmup_epochs", 0)):
+                if getattr(self, name) != off:
+                    raise ConfigError(f"{name} ({getattr(self, name)}) changes the ELBO, not the importance-weighted "
+                                      f"bound; with objective='iwae' pass {name}=0 (--{name.replace('_', '-')} 0), "
+                                      "or use objective='elbo'")
 
     def _check_umap_neighbors(self):
         values = self.umap_neighbors

@@ -6,7 +6,7 @@ import dataclasses
 
 import inspect
 
-from ..config import COMPUTE_DTYPES, FREE_BITS_GROUPS, ModelConfig, TrainConfig
+from ..config import COMPUTE_DTYPES, FREE_BITS_GROUPS, OBJECTIVES, ModelConfig, TrainConfig
 from ..data import DATASETS, SPLITS
 from ..data.binarize import BINARIZE
 from ..defaults import DATASET_DEFAULTS, PRESETS
@@ -105,6 +105,8 @@ def build_parser():
     t.add_argument("--num-super-clusters", type=int, help="S, super-clusters of --model hierarchical")
     t.add_argument("--prior-hidden-dim", type=int, help=f"hidden units of GMVAE's prior net ({_default('prior_hidden_dim')})")
     t.add_argument("--prior", help=f"swap the prior: {', '.join(PRIORS)} (default: the model's own)")
+    t.add_argument("--num-pseudo-inputs", type=int, metavar="K",
+                   help="K pseudo-inputs of --prior vamp (p(z) = 1/K sum_k q(z | u_k); default: --num-clusters)")
     t.add_argument("--guide", help=f"guide family: {', '.join(GUIDES)} ({_default('guide')})")
     t.add_argument("--likelihood", choices=list(LIKELIHOODS), help="default: the dataset's")
     t.add_argument("--fixed-weights", action="store_true", default=None,
@@ -120,6 +122,12 @@ def build_parser():
     t.add_argument("--min-lr", type=float, help=f"floor of the decayed learning rate ({_default('min_lr')})")
     t.add_argument("--adam-eps", type=float, help=f"Adam's epsilon ({_default('adam_eps')}, as VaDE)")
     t.add_argument("--num-particles", type=int, help=f"M vectorized Monte Carlo samples per datapoint ({_default('num_particles')})")
+    t.add_argument("--objective", choices=list(OBJECTIVES),
+                   help="elbo (TraceEnum_ELBO, the particles averaged) or iwae (the importance-weighted bound over "
+                        f"--num-particles draws, the clusters summed exactly in each weight) ({_default('objective')})")
+    t.add_argument("--kl-warmup-epochs", type=int, metavar="N",
+                   help="KL warm-up: the KL term scaled by beta, rising linearly from 0 to 1 over N SVI epochs "
+                        f"({_default('kl_warmup_epochs')})")
     t.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
                    help="trace the loss (JitTraceEnum_ELBO); --no-jit: the eager loss; default: traced where that is "
                         "known to be safe (one process, no free bits, float32, exact clusters, built-in modules)")

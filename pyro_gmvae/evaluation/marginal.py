@@ -69,8 +69,9 @@ def sample_sites(trace):
     return [s for s in trace.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)]
 
 
-def _log_weights_chunk(model, guide, x, num_samples):
-    """``(num_samples, N)`` log importance weights ``log sum_c p(x, c, z_s) - log q(z_s | x)``."""
+def enumerated_log_weights(model, guide, x, num_samples):
+    """``(num_samples, N)`` log importance weights ``log sum_c p(x, c, z_s) - log q(z_s | x)``, the
+    ``num_samples`` draws of the guide vectorized; differentiable (the importance-weighted objective's)."""
     n = x.shape[0]
     with pyro.plate(SAMPLE_PLATE, num_samples, dim=-2):
         guide_trace = poutine.trace(guide).get_trace(x)
@@ -95,6 +96,9 @@ def _log_weights_chunk(model, guide, x, num_samples):
                           f"{(num_samples, n)}; the model and guide must use one plate {DATA_PLATE!r} "
                           "(max_plate_nesting=1)")
     return log_joint - log_q
+
+
+_log_weights_chunk = enumerated_log_weights
 
 
 def summed_log_joint(model_trace, num_samples, n, supplied=()):

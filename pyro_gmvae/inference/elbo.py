@@ -23,7 +23,8 @@ JIT_PROVEN_PACKAGES = ("pyro_gmvae", "pyro", "torch")
 def use_jit(config, model, guide, *, distributed=False, strategy="exact"):
     """Whether training traces the loss (``JitTraceEnum_ELBO``): ``config.jit`` when it is True or False; the
     default (None) traces where that is known to be safe: one process, no free bits (their KL is then
-    reported from every step), float32 networks, the exact enumerated strategy, and every module of
+    reported from every step), the enumerated ELBO without a KL warm-up (its beta changes at every step), float32
+    networks, the exact enumerated strategy, and every module of
     ``model`` and ``guide`` from this library, Pyro or PyTorch (a plugin's own module trains eagerly).
 
     >>> from pyro_gmvae import ModelConfig, TrainConfig, build
@@ -34,6 +35,7 @@ def use_jit(config, model, guide, *, distributed=False, strategy="exact"):
     if config.jit is not None:
         return config.jit
     return (not distributed and config.free_bits == 0 and config.compute_dtype == "float32"
+            and config.objective == "elbo" and config.kl_warmup_epochs == 0
             and strategy == "exact" and all(_jit_proven(m) for m in (*model.modules(), *guide.modules())))
 
 

@@ -1,6 +1,52 @@
-"""The training objective and its schedule: Pyro's ELBO as a module, and VaDE's step decay of the rate."""
+r"""The training objective and its schedule: Pyro's ELBO as a module, the importance-weighted bound with the
+clusters enumerated, KL warm-up as a handler, training-only terms, and VaDE's step decay of the rate.
+
+Training-only terms
+-------------------
+A term that shapes training but is not part of the model's density (a regulariser, a prior on the prior's
+parameters that no paper counts in ``log p(x)``) must not be a ``pyro.factor`` site of the model: every
+``log p(x)`` estimator replays the model and would count it. Give any module of the model or the guide a
+method ``training_loss(x)`` instead: :class:`Objective` adds what it returns (a scalar tensor, in nats, added
+to each minibatch's loss as it is) to the loss it optimises, and nothing else calls it. Example, a
+hierarchy's ``loc_k ~ N(super_loc_s, tau)`` as a penalty::
+
+    class TiedHierarchicalPrior(HierarchicalMixturePrior):
+        def training_loss(self, x):
+            return ((self.loc - self.super_loc_of_each_cluster) ** 2).sum() / (2 * tau ** 2)
+
+KL warm-up
+----------
+:func:`kl_scale` multiplies the log-density of every latent site, in the model and in the guide, by
+``beta``: with the clusters enumerated, Pyro applies the enumerated sites' common scale outside the sum over
+clusters, so the ELBO becomes
+
+.. math::
+
+    \mathcal{L}_\beta(x) = \mathbb{E}_{q(h \mid x)}\big[\log p(x \mid z)\big]
+        - \beta\, \mathbb{E}_{q(h \mid x)}\Big[\log q(h \mid x) - \log \sum_c p(c)\, p(h \mid c)\Big],
+
+the warm-up of Bowman et al. (2016) and Sønderby et al. (2016) (``TrainConfig.kl_warmup_epochs``: beta rises
+linearly from 0 to 1 over that many epochs, per step).
+
+The importance-weighted bound
+-----------------------------
+:class:`IWAEObjective` (``TrainConfig(objective="iwae")``) is Burda et al.'s bound with K particles and the
+clusters summed exactly in each weight:
+
+.. math::
+
+    \mathcal{L}_K(x) = \mathbb{E}\Big[\log \frac{1}{K} \sum_{k=1}^{K}
+        \frac{\sum_c p(x, c, h_k)}{q(h_k \mid x)}\Big], \qquad h_k \sim q(h \mid x).
+"""
+
+import math
 
 from pyro.infer.elbo import ELBOModule
+from pyro.poutine.messenger import Messenger
+
+from ..config import OBJECTIVES  # noqa: F401  (the names of the objectives, here with their code)
+from ..errors import check_positive
+from ..evaluation.marginal import enumerated_log_weights
 
 
 def step_decay(config):
@@ -13,18 +59,79 @@ def step_decay(config):
     return factor
 
 
+class KLScaleMessenger(Messenger):
+    """Multiply the log-density of every latent (unobserved) sample site by ``beta`` (the KL warm-up)."""
+
+    def __init__(self, beta=1.0):
+        super().__init__()
+        self.beta = beta
+
+    @property
+    def beta(self):
+        return self._beta
+
+    @beta.setter
+    def beta(self, value):
+        check_positive("beta", value, strict=False, maximum=1.0)
+        self._beta = float(value)
+
+    def _process_message(self, msg):
+        if msg["type"] == "sample" and not msg["is_observed"] and self._beta != 1.0:
+            msg["scale"] = msg["scale"] * self._beta
+
+
+def kl_scale(fn=None, beta=1.0):
+    """:class:`KLScaleMessenger` as a wrapper, decorator or context manager (as ``poutine.scale``)."""
+    messenger = KLScaleMessenger(beta)
+    return messenger if fn is None else messenger(fn)
+
+
+def kl_warmup_beta(epoch, warmup_epochs):
+    """Beta at (fractional) ``epoch`` of a linear warm-up over ``warmup_epochs`` (0: no warm-up, beta 1)."""
+    return 1.0 if warmup_epochs <= 0 else min(1.0, max(0.0, epoch / warmup_epochs))
+
+
+class IWAEObjective:
+    """The importance-weighted bound with ``num_particles`` draws of the guide and the clusters summed
+    exactly in each weight (module docstring); ``differentiable_loss(model, guide, x)`` is the negative bound
+    summed over the rows of ``x``, as Pyro's ELBOs give theirs."""
+
+    def __init__(self, num_particles):
+        check_positive("num_particles", num_particles, integer=True)
+        self.num_particles = num_particles
+
+    def differentiable_loss(self, model, guide, x):
+        log_weights = enumerated_log_weights(model, guide, x, self.num_particles)  # (K, N)
+        return -(log_weights.logsumexp(0) - math.log(self.num_particles)).sum()
+
+    def loss(self, model, guide, x):
+        return float(self.differentiable_loss(model, guide, x))
+
+
+def training_loss(modules, x):
+    """The sum of ``m.training_loss(x)`` over the modules (and their submodules) that define it, or None."""
+    terms = [m.training_loss(x) for module in modules for m in module.modules() if hasattr(m, "training_loss")]
+    return sum(terms[1:], terms[0]) if terms else None
+
+
 class Objective(ELBOModule):
     """Pyro's :class:`~pyro.infer.elbo.ELBOModule` of ``model`` and ``guide`` (their parameters are its
-    parameters), whose loss is that of ``train_model``: the model under the free-bits handler, if any.
+    parameters), whose loss is that of ``train_model`` and ``train_guide`` (the model under the free-bits
+    handler, both under the KL warm-up; default: the model and guide themselves), plus the training-only terms
+    of the modules that define ``training_loss`` (module docstring).
 
     ``scale`` multiplies the loss: the number of data-parallel processes, whose gradients DDP averages
     while the ELBO is a sum over the data (see :mod:`pyro_gmvae.inference.distributed`)."""
 
-    def __init__(self, model, guide, elbo, train_model=None, scale=1):
+    def __init__(self, model, guide, elbo, train_model=None, scale=1, train_guide=None):
         super().__init__(model, guide, elbo)
         self.train_model = model if train_model is None else train_model
+        self.train_guide = guide if train_guide is None else train_guide
         self.scale = scale
 
     def forward(self, x):
-        loss = self.elbo.differentiable_loss(self.train_model, self.guide, x)
+        loss = self.elbo.differentiable_loss(self.train_model, self.train_guide, x)
+        extra = training_loss((self.model, self.guide), x)
+        if extra is not None:
+            loss = loss + extra
         return loss if self.scale == 1 else loss * self.scale

@@ -29,7 +29,7 @@ from .elbo import use_jit
 from .free_bits import FreeBitsMessenger
 from .local_params import LocalParams
 from .minibatch import minibatch_epochs, permutation, progress_bar
-from .objective import Objective, step_decay  # noqa: F401 (step_decay: importable here as before)
+from .objective import IWAEObjective, KLScaleMessenger, Objective, kl_warmup_beta, step_decay  # noqa: F401
 from .pretrain import init_guide_scale, initialise_prior, pretrain_autoencoder, warm_up
 from .state import (OPTIM_FORMAT, check_world_size, pyro_optim_state_to_torch,  # noqa: F401 (importable here)
                     rng_state, set_rng_state)
@@ -89,12 +89,22 @@ class Trainer:
             self.free_bits = FreeBitsMessenger(config.free_bits, config.free_bits_site, config.free_bits_group,
                                                reduce=global_mean(self.world) if self.world.distributed else None)
             train_model = self.free_bits(train_model)
+        if config.objective == "iwae" and self.cluster_inference.name != "exact":
+            raise ConfigError(f"the iwae objective sums the clusters exactly in each weight, but clusters are inferred "
+                              f"by {self.cluster_inference.name!r}; pass cluster_inference='exact' (--cluster-inference "
+                              "exact) or objective='elbo' (--objective elbo)")
+        train_guide, self.kl_warmup = self.cluster_inference.guide, None
+        if config.kl_warmup_epochs:  # beta of the KL, in the model and the guide alike, set at every step
+            self.kl_warmup = KLScaleMessenger(kl_warmup_beta(self.epoch, config.kl_warmup_epochs))
+            train_model, train_guide = self.kl_warmup(train_model), self.kl_warmup(train_guide)
+        elbo = (IWAEObjective(config.num_particles) if config.objective == "iwae"
+                else self.cluster_inference.make_elbo(config.num_particles, self.jit))
         # The objective as a module (Pyro's ELBOModule) and a plain torch optimiser, as Pyro's Lightning
         # example; DDP wraps the objective when torchrun started several processes (see fit).
-        self.objective = Objective(model, self.cluster_inference.guide,
-                                   self.cluster_inference.make_elbo(config.num_particles, self.jit), train_model,
-                                   scale=self.world.size)
-        self.params = [p for m in (model, guide) for p in m.parameters()]
+        self.objective = Objective(model, self.cluster_inference.guide, elbo, train_model, scale=self.world.size,
+                                   train_guide=train_guide)
+        # each parameter once, also one that model and guide share (a prior that sees the encoder)
+        self.params = list({id(p): p for m in (model, guide) for p in m.parameters()}.values())
         self.optim = torch.optim.Adam(self.params, lr=config.lr, eps=config.adam_eps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optim, step_decay(config))
         self._step_fn = self.objective
@@ -175,7 +185,7 @@ class Trainer:
         batch_size = config.pretrain_batch_size or config.batch_size
         t0 = time.perf_counter()
         prior = self.model.prior
-        if epochs and not hasattr(prior, "init_from_gmm"):
+        if epochs and not hasattr(prior, "init_from_gmm") and not hasattr(prior, "init_from_data"):
             warnings.warn(f"pretraining is on ({epochs} epochs) but the prior {type(prior).__name__} has no "
                           "init_from_gmm(weights, means, scales), so no Gaussian mixture initialises it: only the "
                           "encoder and decoder are pretrained and the prior starts from its own initial values. "
@@ -271,6 +281,8 @@ class Trainer:
             nonlocal total, kl_sum, correction, counted
             xb = x[world.shard(idx)]  # one process: the whole minibatch
             self.cluster_inference.at_epoch(self.epoch + start / n)  # schedules (the relaxed temperature)
+            if self.kl_warmup is not None:
+                self.kl_warmup.beta = kl_warmup_beta(self.epoch + start / n, self.config.kl_warmup_epochs)
             loss = self._step(xb)
             total += loss
             if self.free_bits is not None and not self.jit:
@@ -417,6 +429,8 @@ class Trainer:
         data = self._binary(self._on_device(data))
         self._seed_once()
         self.pretrain_once(data)  # every rank: the same seeded computation, no communication
+        if self.epoch == 0 and hasattr(self.model.prior, "init_from_data"):  # e.g. pseudo-inputs at data rows
+            self.model.prior.init_from_data(data.x)
         if self.epoch == 0:  # q(c | x) of a guided cluster inference starts at the model's posterior
             self.cluster_inference.start(self.model, data.x, cluster_marginals)
         # SVI accumulates into .grad: a gradient left by pretraining (or by the caller) would leak into
@@ -457,8 +471,8 @@ class Trainer:
             if self.world.is_main:
                 row.update(self.evaluate(data))
             row["seconds"] = time.perf_counter() - t0
-            if self.world.is_main:
-                self._warn_collapse(row)
+            if self.world.is_main and getattr(self.model.prior, "components_are_clusters", True):
+                self._warn_collapse(row)  # not for components that are not clusters (the VampPrior's)
             history.append(row)
             if on_epoch_end is not None:
                 on_epoch_end(self, row)

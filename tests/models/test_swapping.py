@@ -27,8 +27,8 @@ def test_every_prior_and_guide_trains(prior, guide, num_particles):
 
 
 EXPECTED_PRIOR = {"vade": "MixturePrior", "gmvae": "ConditionalMixturePrior", "vae": "StandardNormalPrior",
-                  "hierarchical": "HierarchicalMixturePrior"}
-EXPECTED_GUIDE_SITES = {"vade": {"z"}, "gmvae": {"z", "w"}, "vae": {"z"}, "hierarchical": {"z"}}
+                  "hierarchical": "HierarchicalMixturePrior", "vamp": "VampPrior"}
+EXPECTED_GUIDE_SITES = {"vade": {"z"}, "gmvae": {"z", "w"}, "vae": {"z"}, "hierarchical": {"z"}, "vamp": {"z"}}
 
 
 def test_every_model_is_checked_here():
