@@ -211,6 +211,25 @@ def pareto_khat(log_weights):
     return psis(log_weights)[1]
 
 
+def log_mean_exp_stderr(log_weights):
+    """The Monte-Carlo standard error of ``log mean_s w_s`` per datapoint (``(S, N)`` log-weights to ``(N,)``),
+    by the delta method: ``sqrt(sum_s wbar_s^2 - 1/S)`` with ``wbar`` the self-normalised weights, the relative
+    standard error of the mean weight (``sqrt(var(w) / S) / mean(w)``, the variance estimated with 1/S).
+    With heavy-tailed weights (k-hat > 0.7) it too is an underestimate: read it with the k-hat.
+
+    >>> float(log_mean_exp_stderr(torch.zeros(10, 1)))  # equal weights: no Monte-Carlo error
+    0.0
+    """
+    wbar = torch.softmax(log_weights.double(), 0)
+    return ((wbar ** 2).sum(0) - 1.0 / log_weights.shape[0]).clamp_min(0).sqrt()
+
+
+def mc_stderr_of_mean(mc_stderr):
+    """The Monte-Carlo standard error of a mean over datapoints: ``sqrt(sum_n se_n^2) / N`` (independent draws)."""
+    se = torch.as_tensor(mc_stderr, dtype=torch.float64)
+    return float(se.pow(2).sum().sqrt() / se.shape[0]) if se.numel() else None
+
+
 def _finite_or_none(value):
     value = float(value)
     return value if math.isfinite(value) else None
@@ -224,14 +243,18 @@ class MarginalLikelihood:
     elbo: torch.Tensor
     khat: np.ndarray
     num_samples: int
+    #: the Monte-Carlo standard error of each datapoint's estimate (:func:`log_mean_exp_stderr`)
+    mc_stderr: torch.Tensor | None = None
 
     @property
     def num_datapoints(self):
         return int(self.log_likelihood.shape[0])
 
     def summary(self):
-        """Means per datapoint, the standard error of the mean log-likelihood (std / sqrt(N)) and the
-        PSIS diagnostics: the share of datapoints with k-hat > 0.7 and the max (None if not fitted)."""
+        """Means per datapoint, the standard error of the mean log-likelihood across datapoints (std / sqrt(N)),
+        its Monte-Carlo standard error (``log_likelihood_mc_stderr``: how far another run of the sampler on the
+        same datapoints may land) and the PSIS diagnostics: the share of datapoints with k-hat > 0.7 and the
+        max (None if not fitted)."""
         ll = self.log_likelihood.double()
         n = self.num_datapoints
         stderr = float(ll.std(unbiased=True) / math.sqrt(n)) if n > 1 else None
@@ -240,6 +263,7 @@ class MarginalLikelihood:
         return {
             "log_likelihood": float(ll.mean()),
             "log_likelihood_stderr": stderr,
+            "log_likelihood_mc_stderr": None if self.mc_stderr is None else mc_stderr_of_mean(self.mc_stderr),
             "elbo": float(self.elbo.double().mean()),
             "khat_max": _finite_or_none(self.khat[fitted].max()) if fitted.any() else None,
             "khat_share_above_0_7": share,
@@ -283,7 +307,7 @@ def estimate_marginal_likelihood(model, guide, data, num_samples=100, batch_size
     """
     x = model_input(model, data)
     _check_counts(num_samples, batch_size)
-    ll, elbo, khat = [], [], []
+    ll, elbo, khat, mc = [], [], [], []
     starts = range(0, x.shape[0], batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -294,7 +318,8 @@ def estimate_marginal_likelihood(model, guide, data, num_samples=100, batch_size
         ll.append(lw.logsumexp(0) - math.log(num_samples))
         elbo.append(lw.mean(0))
         khat.append(pareto_khat(lw))
-    return MarginalLikelihood(torch.cat(ll), torch.cat(elbo), np.concatenate(khat), int(num_samples))
+        mc.append(log_mean_exp_stderr(lw))
+    return MarginalLikelihood(torch.cat(ll), torch.cat(elbo), np.concatenate(khat), int(num_samples), torch.cat(mc))
 
 
 # -- the closed form -----------------------------------------------------------------------------

@@ -44,7 +44,7 @@ import torch
 from ..errors import ConfigError, check_positive
 from .inputs import model_input
 from .latents import LatentSpace, log_joint
-from .marginal import CHUNK_ELEMENTS, KHAT_THRESHOLD, psis
+from .marginal import CHUNK_ELEMENTS, KHAT_THRESHOLD, log_mean_exp_stderr, mc_stderr_of_mean, psis
 
 PROPOSALS = ("student-t", "normal", "defensive")
 FITS = ("elbo", "laplace", "laplace-mixture")
@@ -273,6 +273,8 @@ class RefinedMarginalLikelihood:
     widen: torch.Tensor  # the scale factor each datapoint's proposal uses
     num_samples: int
     proposal: str
+    #: the Monte-Carlo standard error of each datapoint's estimate (:func:`~.marginal.log_mean_exp_stderr`)
+    mc_stderr: torch.Tensor | None = None
 
     def summary(self):
         ll = self.log_likelihood.double()
@@ -281,6 +283,7 @@ class RefinedMarginalLikelihood:
         return {
             "log_likelihood": float(ll.mean()),
             "log_likelihood_stderr": float(ll.std() / math.sqrt(n)) if n > 1 else None,
+            "log_likelihood_mc_stderr": None if self.mc_stderr is None else mc_stderr_of_mean(self.mc_stderr),
             "khat_share_above_0_7": float((self.khat[fitted] > KHAT_THRESHOLD).mean()) if fitted.any() else None,
             "khat_max": float(self.khat[fitted].max()) if fitted.any() else None,
             "ess_mean": float(self.ess.mean()),
@@ -352,7 +355,7 @@ def refined_marginal_likelihood(model, guide, data, num_samples=500, *, fit="elb
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc=f"refined IS, {num_samples} samples", unit="batch")
-    ll, khat, ess, widen = [], [], [], []
+    ll, khat, ess, widen, mc = [], [], [], [], []
     for start in starts:
         xb = x[start:start + batch_size]
         space = LatentSpace(guide, xb)
@@ -395,8 +398,9 @@ def refined_marginal_likelihood(model, guide, data, num_samples=500, *, fit="elb
         lw = proposal_log_weights(model, xb, space, r, num_samples, chunk_size)
         k, e = _psis(lw)
         ll.append(lw.logsumexp(0) - math.log(num_samples))
+        mc.append(log_mean_exp_stderr(lw))
         khat.append(k)
         ess.append(e)
         widen.append(factor)
     return RefinedMarginalLikelihood(torch.cat(ll), np.concatenate(khat), np.concatenate(ess), torch.cat(widen),
-                                     int(num_samples), proposal)
+                                     int(num_samples), proposal, torch.cat(mc))
