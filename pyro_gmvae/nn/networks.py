@@ -20,6 +20,8 @@ NETWORK_PRESETS = NETWORKS
 NETWORKS.builtin("vade", (500, 500, 2000))
 NETWORKS.builtin("small", (256, 128))
 NETWORKS.builtin("toy", (100,))
+# the likelihood literature's MLP (VampPrior, pythae's reproductions): 300-300 in the encoder and the decoder
+NETWORKS.builtin("mlp300", (300, 300))
 NETWORKS.builtin("conv", None)
 
 #: The image sizes the convolutional pair takes (28x28 and 32x32; the 8x8 digits are too small for it).
