@@ -70,6 +70,8 @@ class ModelConfig(_AsDict):
     # K of a prior with pseudo-inputs (the VampPrior; None: num_clusters); such a prior's components are them,
     # so num_clusters is set to K
     num_pseudo_inputs: int | None = None
+    # flows of a flow guide ("iaf"; None: the head's default, 2)
+    flow_layers: int | None = None
     # how training infers the cluster: exact, amortized, relaxed, score-function (inference/cluster_inference.py)
     cluster_inference: str = "exact"
 
@@ -88,6 +90,15 @@ class ModelConfig(_AsDict):
             raise ConfigError(f"the prior {self.prior_name!r} has no fixed_weights option; use the 'mixture' "
                               "prior (VaDE's), or drop fixed_weights / --fixed-weights")
         self._check_pseudo_inputs()
+        if self.flow_layers is not None:
+            if "flow_layers" not in inspect.signature(GUIDES[self.guide]).parameters:
+                raise ConfigError(f"flow_layers (--flow-layers) is for a flow guide such as 'iaf', but the guide is "
+                                  f"{self.guide!r}; pass guide='iaf' (--guide iaf), or drop flow_layers")
+            check_positive("flow_layers", self.flow_layers, integer=True)
+        families = getattr(PRIORS[self.prior_name], "guide_families", None)
+        if families is not None and self.guide not in families:
+            raise ConfigError(f"the prior {self.prior_name!r} works with the guides {', '.join(families)}, not "
+                              f"{self.guide!r}; pass guide={families[0]!r} (--guide {families[0]})")
         CLUSTER_INFERENCE.check(self.cluster_inference)
         allowed = getattr(PRIORS[self.prior_name], "cluster_inferences", None)
         if allowed is not None and self.cluster_inference not in allowed:

@@ -114,7 +114,7 @@ PRESETS = {
 }
 
 MODEL_FIELDS = ("model", "num_clusters", "num_super_clusters", "latent_dim", "noise_dim", "prior_hidden_dim",
-                "prior", "guide", "likelihood", "network", "fixed_weights", "cluster_inference", "num_pseudo_inputs")
+                "prior", "guide", "likelihood", "network", "fixed_weights", "cluster_inference", "num_pseudo_inputs", "flow_layers")
 TRAIN_FIELDS = ("epochs", "batch_size", "lr", "lr_decay", "lr_decay_every", "min_lr", "adam_eps",
                 "num_particles", "objective", "kl_warmup_epochs", "jit", "seed", "pretrain_epochs", "pretrain_lr", "pretrain_recipe",
                 "pretrain_batch_size", "init", "umap_epochs", "umap_neighbors", "init_guide_scale", "init_warmup_epochs",

@@ -84,7 +84,7 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
                  # ModelConfig's fields (defaults.MODEL_FIELDS)
                  num_super_clusters=None, latent_dim=None, noise_dim=None, prior_hidden_dim=None, prior=None,
                  guide=None, likelihood=None, network=None, fixed_weights=None, cluster_inference=None,
-                 num_pseudo_inputs=None,
+                 num_pseudo_inputs=None, flow_layers=None,
                  # TrainConfig's fields (defaults.TRAIN_FIELDS)
                  epochs=None, batch_size=None, lr=None, lr_decay=None, lr_decay_every=None, min_lr=None,
                  adam_eps=None, num_particles=None, objective=None, kl_warmup_epochs=None, jit=None, seed=None, pretrain_epochs=None, pretrain_lr=None,
@@ -99,6 +99,7 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         self.prior_hidden_dim, self.prior, self.guide, self.likelihood = prior_hidden_dim, prior, guide, likelihood
         self.network, self.fixed_weights, self.cluster_inference = network, fixed_weights, cluster_inference
         self.num_pseudo_inputs, self.objective, self.kl_warmup_epochs = num_pseudo_inputs, objective, kl_warmup_epochs
+        self.flow_layers = flow_layers
         self.epochs, self.batch_size, self.lr, self.lr_decay = epochs, batch_size, lr, lr_decay
         self.lr_decay_every, self.min_lr, self.adam_eps = lr_decay_every, min_lr, adam_eps
         self.num_particles, self.jit, self.seed = num_particles, jit, seed

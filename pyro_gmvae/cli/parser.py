@@ -112,6 +112,8 @@ def build_parser():
     t.add_argument("--fixed-weights", action="store_true", default=None,
                    help="keep the mixture's cluster weights uniform, 1/K (as the official VaDE MNIST code); "
                         "the mixture prior only")
+    t.add_argument("--flow-layers", type=int, metavar="N",
+                   help="inverse autoregressive flows of --guide iaf, conditioned on the encoder (default 2)")
     t.add_argument("--network", help=f"network preset: {', '.join(NETWORKS)} ({_default('network')})")
     t.add_argument("--epochs", type=int, help=f"training epochs after pretraining ({_default('epochs')})")
     t.add_argument("--batch-size", type=int, help=f"minibatch size ({_default('batch_size')})")

@@ -9,6 +9,8 @@ The head family is the swappable part: ``"diagonal"`` (mean-field Normal) or ``"
 same guide family serves every prior.
 """
 
+import inspect
+
 import pyro
 import pyro.distributions as dist
 import torch
@@ -79,9 +81,11 @@ def register_guide(name, cls=None, *, override=False):
 
 
 class AmortizedGuide(PyroModule):
-    """The guide ``guide(x)``: a trunk ``encoder`` and a head per site of ``sites`` (``{name: dim}``)."""
+    """The guide ``guide(x)``: a trunk ``encoder`` and a head per site of ``sites`` (``{name: dim}``).
+    ``head_options``: keywords for the head family, each passed only if its constructor names it
+    (``flow_layers`` of the ``iaf`` head)."""
 
-    def __init__(self, encoder, sites, head="diagonal"):
+    def __init__(self, encoder, sites, head="diagonal", head_options=None):
         super().__init__()
         if isinstance(head, str):
             GUIDES.check(head)
@@ -90,7 +94,9 @@ class AmortizedGuide(PyroModule):
             raise ConfigError("a guide needs at least one continuous latent site")
         self.encoder = encoder
         self.sites = dict(sites)
-        self.heads = nn.ModuleDict({name: head(encoder.out_dim, dim) for name, dim in self.sites.items()})
+        named = inspect.signature(head).parameters
+        options = {k: v for k, v in (head_options or {}).items() if k in named}
+        self.heads = nn.ModuleDict({name: head(encoder.out_dim, dim, **options) for name, dim in self.sites.items()})
 
     def site_dists(self, x):
         """The guide's distribution of every site given ``x``: ``{name: Distribution}``."""

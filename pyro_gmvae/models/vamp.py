@@ -52,6 +52,8 @@ class VampPrior(PyroModule):
     components_are_clusters = False
     #: q(z | u_k) is the plain guide's: a guide that infers the cluster (q(c | x)) has no such component
     cluster_inferences = ("exact",)
+    #: the guide heads whose q(z | u_k) it can index by component (a Normal, a low-rank Normal)
+    guide_families = ("diagonal", "lowrank")
 
     def __init__(self, latent_dim, num_clusters, data_dim, guide, likelihood="bernoulli", num_pseudo_inputs=None,
                  **unused):

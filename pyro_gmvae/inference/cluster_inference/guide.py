@@ -28,8 +28,8 @@ class ClusterGuide(AmortizedGuide):
     latents only, from ``sum_c q(c | x) q(h | x, c)``; ``guide(x, strategy)`` is the guide as trained.
     """
 
-    def __init__(self, encoder, sites, head, num_clusters, conditioned, cluster_inference):
-        super().__init__(encoder, sites, head)
+    def __init__(self, encoder, sites, head, num_clusters, conditioned, cluster_inference, head_options=None):
+        super().__init__(encoder, sites, head, head_options)
         self.cluster_inference = cluster_inference
         self.num_clusters = num_clusters
         self.conditioned = tuple(conditioned)
@@ -130,12 +130,13 @@ def build_guide(config, prior, encoder):
     CLUSTER_INFERENCE.check(name)
     strategy = CLUSTER_INFERENCE[name]
     strategy.check_prior(config.prior_name, tuple(getattr(prior, "cluster_sites", ())))
+    options = {"flow_layers": config.flow_layers} if config.flow_layers is not None else {}
     if not strategy.guided:
-        return AmortizedGuide(encoder, prior.guide_sites, config.guide)
+        return AmortizedGuide(encoder, prior.guide_sites, config.guide, options)
     conditioned = cluster_dependent_sites(prior, prior.guide_sites)
     if name == "relaxed":
         _check_relaxable(prior, config.prior_name)
-    return ClusterGuide(encoder, prior.guide_sites, config.guide, prior.num_clusters, conditioned, name)
+    return ClusterGuide(encoder, prior.guide_sites, config.guide, prior.num_clusters, conditioned, name, options)
 
 
 def _check_relaxable(prior, prior_name):
