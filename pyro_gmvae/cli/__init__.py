@@ -25,6 +25,7 @@ from ..plugins import import_plugins, load_entry_points, trust_plugins
 from ..runs import storage_error
 from .parser import DEFAULT_OUT, DESCRIPTION, EPILOG, THREADS_PER_CORE, build_parser
 from .train import _resolve, cmd_train  # noqa: F401
+from .compare import cmd_compare
 from .use import cmd_evaluate, cmd_plot, cmd_predict, cmd_sample
 
 __all__ = ["DEFAULT_OUT", "DESCRIPTION", "EPILOG", "build_parser", "cmd_evaluate", "cmd_plot", "cmd_predict",
@@ -74,7 +75,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.argv = argv  # train --devices N starts the same command in N processes
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "plot": cmd_plot,
-               "predict": cmd_predict}[args.command]
+               "predict": cmd_predict, "compare": cmd_compare}[args.command]
     try:
         _setup(args)
         return command(args)

@@ -13,6 +13,7 @@ from ..defaults import DATASET_DEFAULTS, PRESETS
 from ..evaluation.estimators import ESTIMATORS, default_count
 from ..evaluation.report import DESCRIPTIONS, evaluate_run
 from ..plots import sample_grid
+from .compare import add_compare_parser
 from ..registry import CLUSTER_INFERENCE, GUIDES, INIT_STRATEGIES, LIKELIHOODS, MODELS, NETWORKS, PRETRAIN_RECIPES, \
     PRIORS
 
@@ -90,7 +91,7 @@ def _add_data_flags(p, with_dataset=True):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="pyro-gmvae", description=DESCRIPTION, epilog=EPILOG)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,sample,plot,predict}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,compare,sample,plot,predict}")
     common = _common_flags()
 
     t = sub.add_parser("train", help="train a model into a run folder", parents=[common],
@@ -222,6 +223,8 @@ def build_parser():
     _add_data_flags(e, with_dataset=False)
     e.add_argument("--no-save", action="store_true", help="print the JSON only, do not write RUN_DIR/eval.json "
                                                           "(a run folder one cannot or should not write)")
+
+    add_compare_parser(sub, common)
 
     s = sub.add_parser("sample", help="decode prior samples, one row per cluster, into a PNG", parents=[common])
     s.add_argument("run_dir")

@@ -2,6 +2,7 @@
 responsibilities, metrics, generation."""
 
 from .ais import AISResult, BDMCResult, annealed_importance_sampling, bdmc
+from .compare import compare_headline, compare_runs
 from .estimators import ESTIMATORS, default_count, estimate_log_likelihood
 from .generation import sample_latents_per_cluster, sample_per_cluster
 from .marginal import (KHAT_THRESHOLD, MarginalLikelihood, elbo_per_datapoint, estimate_marginal_likelihood,
@@ -13,7 +14,7 @@ from .report import cluster_shares, estimate_notes, evaluate_run
 from .responsibilities import cluster_marginals, predict, responsibilities
 
 __all__ = [
-    "AISResult", "BDMCResult", "ESTIMATORS", "RefinedMarginalLikelihood", "annealed_importance_sampling", "bdmc",
+    "AISResult", "BDMCResult", "ESTIMATORS", "compare_headline", "compare_runs", "RefinedMarginalLikelihood", "annealed_importance_sampling", "bdmc",
     "default_count", "estimate_log_likelihood", "estimate_notes", "refined_marginal_likelihood",
     "KHAT_THRESHOLD", "MarginalLikelihood", "active_clusters", "cluster_marginals", "cluster_shares",
     "clustering_scores", "elbo_per_datapoint", "estimate_marginal_likelihood", "evaluate_run",

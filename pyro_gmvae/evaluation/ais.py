@@ -229,6 +229,8 @@ class BDMCResult:
             "upper": float(self.upper.log_likelihood.double().mean()),
             "gap": float(gap.mean()),
             "gap_max": float(gap.max()),
+            # the Monte-Carlo error of the mean gap: both bounds are estimates, so a gap can be negative by chance
+            "gap_stderr": float(gap.std() / math.sqrt(gap.shape[0])) if gap.shape[0] > 1 else None,
             "acceptance_forward": float(self.lower.acceptance.double().mean()),
             "acceptance_reverse": float(self.upper.acceptance.double().mean()),
             "num_steps": self.lower.num_steps,

@@ -46,7 +46,12 @@ from .inputs import model_input
 from .latents import LatentSpace, log_joint
 from .marginal import CHUNK_ELEMENTS, KHAT_THRESHOLD, log_mean_exp_stderr, mc_stderr_of_mean, psis
 
-PROPOSALS = ("student-t", "normal", "defensive")
+#: ``defensive``: ``(1 - alpha)`` a Gaussian fit + ``alpha`` the guide; ``defensive-t``: the same with a Student-t fit
+#: (Hesterberg 1995's defensive mixture: a weight is at most ``1 / alpha`` times the guide's own, so the estimate
+#: cannot be much worse than the guide's importance sampling however poor the fit)
+PROPOSALS = ("student-t", "normal", "defensive", "defensive-t")
+_STUDENT_T = ("student-t", "defensive-t")
+_DEFENSIVE = ("defensive", "defensive-t")
 FITS = ("elbo", "laplace", "laplace-mixture")
 
 
@@ -149,7 +154,7 @@ def laplace_mixture(model, x, space, num_components=2, num_steps=3):
 
 def _located(kind, loc, scale_tril, df):
     """A multivariate Student-t (``kind='student-t'``) or Gaussian at ``loc`` with Cholesky ``scale_tril``."""
-    if kind == "student-t":
+    if kind in _STUDENT_T:
         return dist.MultivariateStudentT(torch.as_tensor(df, dtype=loc.dtype, device=loc.device), loc, scale_tril)
     return dist.MultivariateNormal(loc, scale_tril=scale_tril)
 
@@ -184,14 +189,14 @@ class Proposal:
 
     def sample(self, num_samples):
         z = self.dist.sample((num_samples,))
-        if self.kind == "defensive":
+        if self.kind in _DEFENSIVE:
             from_q = torch.rand(z.shape[:-1], dtype=z.dtype, device=z.device) < self.alpha
             z = torch.where(from_q[..., None], self.space.sample_q(num_samples), z)
         return z
 
     def log_prob(self, z):
         lp = self.dist.log_prob(z)
-        if self.kind == "defensive":
+        if self.kind in _DEFENSIVE:
             lp = torch.logaddexp(lp + math.log1p(-self.alpha), self.space.log_q(z) + math.log(self.alpha))
         return lp
 
@@ -331,8 +336,8 @@ def refined_marginal_likelihood(model, guide, data, num_samples=500, *, fit="elb
     """
     if fit not in FITS:
         raise ConfigError(f"unknown fit {fit!r}; choose one of: {', '.join(FITS)}")
-    if fit == "laplace-mixture" and proposal == "defensive":
-        raise ConfigError("fit='laplace-mixture' takes proposal 'student-t' or 'normal', not 'defensive'")
+    if fit == "laplace-mixture" and proposal in _DEFENSIVE:
+        raise ConfigError(f"fit='laplace-mixture' takes proposal 'student-t' or 'normal', not {proposal!r}")
     if isinstance(num_adapt_rounds, bool) or not isinstance(num_adapt_rounds, int) or num_adapt_rounds < 0:
         raise ConfigError(f"num_adapt_rounds must be a non-negative integer, got {num_adapt_rounds!r}; pass e.g. 2")
     if num_adapt_rounds and fit == "laplace-mixture":

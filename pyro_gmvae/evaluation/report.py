@@ -187,7 +187,39 @@ def estimate_notes(result):
         note = reliability_note(result) if name == "is-guide" else _refined_note(result)
         if note is not None:
             notes.append(note)
+    notes += _hmc_notes(result)
     return headline, notes
+
+
+#: HMC acceptance below this leaves AIS's chains nearly still (AIS is then little more than IS from the guide).
+LOW_ACCEPTANCE = 0.2
+#: A BDMC gap above this (nats per datapoint) says AIS is loose on data like these (issue 19's target: 0.5).
+LARGE_GAP = 0.5
+
+
+def _hmc_notes(result):
+    """Warnings on AIS's HMC acceptance and on the BDMC gap (negative within or beyond its Monte-Carlo error,
+    or large)."""
+    notes = []
+    for key, what in (("acceptance", "AIS"), ("bdmc_acceptance_forward", "BDMC's forward AIS"),
+                      ("bdmc_acceptance_reverse", "BDMC's reverse AIS")):
+        value = result.get(key) if key != "acceptance" or result.get("estimator") == "ais" else None
+        if value is not None and value < LOW_ACCEPTANCE:
+            notes.append(f"{what}'s HMC acceptance is {value:.2f} (below {LOW_ACCEPTANCE}): its chains barely move, "
+                         "so the estimate is close to importance sampling from the guide and may lie far below "
+                         "log p(x); raise --num-steps, or cross-check with --estimator is")
+    gap, stderr = result.get("bdmc_gap"), result.get("bdmc_gap_stderr")
+    if gap is not None and gap < 0:
+        within = stderr is not None and -gap <= 2 * stderr
+        notes.append(f"the BDMC gap is negative ({gap:.3f} nats per datapoint, Monte-Carlo standard error "
+                     f"{stderr if stderr is None else round(stderr, 3)}): "
+                     + ("within twice its error, so the bounds agree: AIS is tight on data like these"
+                        if within else "beyond twice its error, so the chains did not mix; raise --num-steps "
+                                       "and --num-chains"))
+    elif gap is not None and gap > LARGE_GAP:
+        notes.append(f"the BDMC gap is {gap:.2f} nats per datapoint (above {LARGE_GAP}): AIS at {result.get('bdmc_num_steps')} "
+                     "steps is loose on data like these, and so may be the estimate; raise --num-steps")
+    return notes
 
 
 def _refined_note(result):

@@ -22,7 +22,7 @@ def test_effective_sample_size_of_equal_and_one_hot_weights(float64):
     assert torch.allclose(effective_sample_size(lw), torch.tensor([3.0, 1.0]))
 
 
-@pytest.mark.parametrize("kind", ["student-t", "normal", "defensive"])
+@pytest.mark.parametrize("kind", ["student-t", "normal", "defensive", "defensive-t"])
 def test_proposal_density_is_normalised(float64, kind):
     """Self-normalised check: E_r[p0(z) / r(z)] = 1 for a normalised p0 (here N(0, 1.5 I) in 2-D)."""
     model = linear_gaussian_model(1)
