@@ -38,7 +38,7 @@ import torch
 from pyro import poutine
 from sklearn.mixture import GaussianMixture
 
-from ..errors import ConfigError, TrainingError
+from ..errors import ConfigError, DataError, TrainingError
 from ..models.priors import inverse_softplus
 from ..registry import INIT_STRATEGIES, PRETRAIN_RECIPES
 from ..sites import CLUSTER, LATENT
@@ -167,6 +167,16 @@ def _full_moments(codes, labels, k):
 
 #: UMAP's neighbourhood size in the umap starts (N2D's for MNIST); ``umap_neighbors`` / ``--umap-neighbors``
 UMAP_NEIGHBORS = 20
+#: The fewest datapoints UMAP embeds: two neighbours each, in one dimension at least.
+UMAP_MIN_DATAPOINTS = 3
+
+
+def check_start_data(strategy, num_datapoints):
+    """Refuse, before any work, a start that cannot be fitted to ``num_datapoints`` (UMAP needs
+    :data:`UMAP_MIN_DATAPOINTS`)."""
+    if strategy in ("umap", "umap-inputs") and num_datapoints < UMAP_MIN_DATAPOINTS:
+        raise DataError(f"init {strategy!r} (--init {strategy}) needs at least {UMAP_MIN_DATAPOINTS} datapoints for "
+                        f"UMAP's neighbourhoods, got {num_datapoints}; pass --init gmm, or more data")
 
 
 def _umap_labels(points, k, seed, n_components=10, n_neighbors=UMAP_NEIGHBORS, n_init=5, n_epochs=None):
@@ -178,6 +188,7 @@ def _umap_labels(points, k, seed, n_components=10, n_neighbors=UMAP_NEIGHBORS, n
         raise ConfigError("--init umap needs the umap-learn package; pip install umap-learn, or use --init gmm") \
             from None
     n = points.shape[0]
+    check_start_data("umap", n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # umap warns that random_state disables its parallelism
         embedding = umap.UMAP(n_components=min(n_components, n - 2), n_neighbors=min(n_neighbors, n - 1),

@@ -8,6 +8,7 @@ from ..config import ModelConfig, TrainConfig
 from ..data import Dataset
 from ..errors import ConfigError, DataError
 from ..inference.distributed import check_plan
+from ..inference.pretrain import check_start_data
 from ..inference.training import Trainer, check_world_size
 from ..models import MODELS, build
 from .checkpoint import CHECKPOINT, CONFIG, config_record, load_checkpoint, PRETRAINED, read_config, read_metrics, \
@@ -51,6 +52,8 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     trainer = Trainer(model, guide, train_config, pretrain_epochs=MODELS[model_config.model].pretrain_epochs,
                       progress=progress, phases=phases)
     trainer.check_data(dataset)  # NaN/Inf, range for Bernoulli, feature size, enough datapoints
+    if not resume and pretrained is None and trainer.pretrain_epochs and hasattr(getattr(model, "prior", None), "init_from_gmm"):
+        check_start_data(train_config.init, dataset.num_datapoints)  # before pretraining, not after it
     check_free_bits_site(model, guide, train_config)
     check_free_bits_objective(model, guide, train_config, dataset.x.cpu())
     state = None

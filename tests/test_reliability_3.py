@@ -1,0 +1,95 @@
+"""Reliability, round three (issue 34): costs checked before the work (memory of every estimator and of a
+loaded run), a full disk in one line with the run unchanged, long evaluations that say what they will cost
+and show their progress, small or odd input refused in words, and messages that name the cause and, on the
+command line, the flag. Every refused case exits with one line and changes nothing on disk."""
+
+import errno
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from pyro_gmvae import cli, runs
+from pyro_gmvae.errors import ConfigError, DataError
+from pyro_gmvae.evaluation.metrics import clustering_scores, hungarian_accuracy, many_to_one_accuracy
+from cli_cases import TINY, assert_refused, copy_run, good_run, on_run, snapshot, train  # noqa: F401
+
+
+def _file(tmp_path, name, **arrays):
+    path = tmp_path / name
+    if name.endswith(".npy"):
+        np.save(path, arrays["x"])
+    else:
+        np.savez(path, **arrays)
+    return str(path)
+
+
+def npy_train(array, *args, name="data.npy", **more):
+    """``train`` on a .npy (or .npz with ``more`` arrays) file written into the test's folder."""
+    def build_case(tmp_path, good_run):
+        path = _file(tmp_path, name, x=array, **more)
+        return ["train", "--dataset", "file", "--data-path", path, "--network", "toy", "--epochs", "1",
+                "--no-progress", *args], None
+    return build_case
+
+
+ROWS = np.random.default_rng(0).normal(size=(2, 3)).astype(np.float32)
+
+# -- 5. small or odd input, 6. misleading messages (files) ---------------------------------------------------
+
+CLI_CASES = {
+    "umap-inputs-two-rows": (npy_train(ROWS, "--init", "umap-inputs", "--num-clusters", "1", "--pretrain-epochs", "1"),
+                             ["--init umap-inputs", "at least 3 datapoints", "got 2", "--init gmm"]),
+    "umap-one-row": (npy_train(ROWS[:1], "--init", "umap", "--num-clusters", "1", "--pretrain-epochs", "1"),
+                     ["--init umap", "got 1", "--init gmm"]),
+    "bool-npy": (npy_train(np.ones((5, 3), dtype=bool)), ["booleans", "dtype bool", "np.save", "astype"]),
+    "complex-npy": (npy_train(np.ones((5, 3), dtype=complex)), ["complex numbers", "np.save"]),
+    "string-labels-npz": (npy_train(np.ones((6, 3), dtype=np.float32), name="data.npz", y=np.array(["a", "b"] * 3)),
+                          ["labels y", "strings", "integers", "return_inverse"]),
+}
+
+
+@pytest.mark.parametrize("name", list(CLI_CASES))
+def test_cli_bad_input(name, tmp_path, good_run, capsys):
+    assert_refused(CLI_CASES[name], tmp_path, good_run, capsys)
+
+
+def test_no_message_gives_python_advice_for_a_file(tmp_path, capsys):
+    path = _file(tmp_path, "data.npy", x=np.ones((5, 3), dtype=bool))
+    assert cli.main(["train", "--dataset", "file", "--data-path", path, "--out", str(tmp_path / "o")]) == 2
+    assert "x.float()" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: hungarian_accuracy(np.array([0, 1, 2]), np.array([0, 1])), ["3 labels but 2 clusters"]),
+    (lambda: many_to_one_accuracy([0, 1], [0]), ["2 labels but 1 clusters"]),
+    (lambda: clustering_scores(np.array([]), np.array([])), ["no datapoints", "0 labels"]),
+])
+def test_metrics_name_the_lengths(call, words):
+    with pytest.raises(DataError) as info:
+        call()
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_the_umap_start_refuses_too_few_points_itself():
+    from pyro_gmvae.inference.pretrain import _umap_labels
+    with pytest.raises(DataError, match="at least 3 datapoints"):
+        _umap_labels(np.zeros((2, 4)), 1, 0)
+
+
+def test_split_held_out_takes_an_array():
+    from pyro_gmvae.selection import split_held_out
+    train_part, held = split_held_out(np.arange(30.0).reshape(10, 3), 0.2)
+    assert (train_part.num_datapoints, held.num_datapoints) == (8, 2)
+
+
+@pytest.mark.slow
+def test_sweep_num_clusters_takes_an_array():
+    from pyro_gmvae.selection import sweep_num_clusters
+    x = np.random.default_rng(0).normal(size=(40, 4))
+    rows = sweep_num_clusters(x, num_clusters=[2], seeds=[0], num_samples=10, epochs=1, pretrain_epochs=0,
+                              init_warmup_epochs=0, progress=False, network="toy")
+    assert [r["num_clusters"] for r in rows] == [2]
