@@ -4,6 +4,7 @@ and show their progress, small or odd input refused in words, and messages that 
 command line, the flag. Every refused case exits with one line and changes nothing on disk."""
 
 import errno
+import io
 import json
 import os
 
@@ -93,3 +94,73 @@ def test_sweep_num_clusters_takes_an_array():
     rows = sweep_num_clusters(x, num_clusters=[2], seeds=[0], num_samples=10, epochs=1, pretrain_epochs=0,
                               init_warmup_epochs=0, progress=False, network="toy")
     assert [r["num_clusters"] for r in rows] == [2]
+
+
+# -- 4. a full disk while writing ------------------------------------------------------------------------------
+
+def _fill_disk_after(monkeypatch, num_bytes):
+    """torch.save as on a disk that fills after ``num_bytes``: the write raises ENOSPC inside torch's writer,
+    which then raises its own ``RuntimeError: ... unexpected pos`` (what a real full tmpfs gives)."""
+    real = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        class Full(io.RawIOBase):
+            written = 0
+
+            def writable(self):
+                return True
+
+            def write(self, b):
+                self.written += len(b)
+                if self.written > num_bytes:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                return f.write(b)
+        return real(obj, Full(), *args, **kwargs)
+    monkeypatch.setattr(torch, "save", save)
+
+
+def _one_error_line(capfd, command):
+    err = capfd.readouterr().err.strip()
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"pyro-gmvae {command}: error: "), err
+    return lines[0]
+
+
+def test_a_full_disk_on_resume_leaves_the_run_as_it_was(tmp_path, good_run, monkeypatch, capfd):
+    run = copy_run(good_run, tmp_path)
+    before = snapshot(run)
+    _fill_disk_after(monkeypatch, 1000)
+    assert cli.main(["train", "--resume", str(run), "--epochs", "3", "--no-progress"]) == 2
+    line = _one_error_line(capfd, "train")
+    for words in ("No space left on device", "while writing", runs.CHECKPOINT, "the run is unchanged at epoch 1",
+                  "free some space"):
+        assert words in line, line
+    assert snapshot(run) == before  # config.json still says epochs 1, as its checkpoint
+    assert json.loads((run / runs.CONFIG).read_text())["train"]["epochs"] == 1
+
+
+def test_config_changes_with_the_checkpoint_it_describes(tmp_path, good_run):
+    run = copy_run(good_run, tmp_path)
+    assert cli.main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    assert json.loads((run / runs.CONFIG).read_text())["train"]["epochs"] == 2
+    assert runs.load_checkpoint(run)["epoch"] == 2
+
+
+def test_a_full_disk_in_a_new_run_leaves_nothing(tmp_path, monkeypatch, capfd):
+    _fill_disk_after(monkeypatch, 0)
+    out = tmp_path / "full" / "run"
+    assert cli.main(["train", *TINY, "--out", str(out)]) == 2
+    line = _one_error_line(capfd, "train")
+    assert "No space left on device" in line and "the new run was not kept" in line, line
+    assert not (tmp_path / "full").exists()
+
+
+def test_a_write_hidden_behind_a_library_error_is_a_storage_error(tmp_path):
+    def write(f):
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+    with pytest.raises(runs.storage.StorageError, match="No space left on device") as info:
+        runs.atomic_write_bytes(tmp_path / "file", write)
+    assert "inline_container" not in str(info.value) and not list(tmp_path.iterdir())
