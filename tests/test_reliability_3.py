@@ -164,3 +164,78 @@ def test_a_write_hidden_behind_a_library_error_is_a_storage_error(tmp_path):
     with pytest.raises(runs.storage.StorageError, match="No space left on device") as info:
         runs.atomic_write_bytes(tmp_path / "file", write)
     assert "inline_container" not in str(info.value) and not list(tmp_path.iterdir())
+
+
+# -- 3. costs checked before the work ---------------------------------------------------------------------------
+
+def _edit_config(**model):
+    def edit(run):
+        raw = json.loads((run / runs.CONFIG).read_text())
+        raw["model"].update(model)
+        (run / runs.CONFIG).write_text(json.dumps(raw))
+    return edit
+
+
+COST_CASES = {
+    "ais-steps-and-chains": (on_run(lambda run: ["evaluate", str(run), "--estimator", "ais", "--num-steps",
+                                                 "100000000000", "--num-chains", "100000000"]),
+                             ["AIS with 100,000,000 chains", "--num-chains", "--num-steps", "needs about", "GiB"]),
+    "ais-chains": (on_run(lambda run: ["evaluate", str(run), "--estimator", "ais", "--num-steps", "2",
+                                       "--num-chains", "100000000"]), ["AIS with", "needs about", "lower the chains"]),
+    "bdmc": (on_run(lambda run: ["evaluate", str(run), "--estimator", "is-guide", "--num-samples", "3", "--bdmc",
+                                 "1000000000"]), ["BDMC on 1,000,000,000 simulated datapoints (--bdmc)",
+                                                  "needs about", "lower", "--bdmc"]),
+    "config-latent-dim": (on_run(lambda run: ["evaluate", str(run)], _edit_config(latent_dim=10 ** 12)),
+                          ["config.json", "latent_dim 1000000000000", "loading it needs about", "restore the config.json"]),
+    "config-num-clusters": (on_run(lambda run: ["evaluate", str(run)], _edit_config(num_clusters=10 ** 9)),
+                            ["num_clusters 1000000000", "loading it needs about"]),
+    "sample-config-latent-dim": (on_run(lambda run: ["sample", str(run)], _edit_config(latent_dim=10 ** 12)),
+                                 ["loading it needs about"]),
+}
+
+
+@pytest.mark.parametrize("name", list(COST_CASES))
+def test_costs_are_checked_before_the_work(name, tmp_path, good_run, capsys):
+    assert_refused(COST_CASES[name], tmp_path, good_run, capsys)
+
+
+def test_the_library_estimators_check_their_cost_and_options():
+    from pyro_gmvae import ModelConfig, build
+    from pyro_gmvae.evaluation import ais
+    from pyro_gmvae.evaluation.estimators import estimate_log_likelihood
+    model, guide = build(ModelConfig(data_dim=6, num_clusters=4, latent_dim=5, network="toy"))
+    x = torch.rand(3, 6)
+    with pytest.raises(ConfigError, match="needs about"):
+        ais.annealed_importance_sampling(model, guide, x, num_steps=10 ** 11, num_chains=10 ** 8)
+    with pytest.raises(ConfigError, match="simulated datapoints"):
+        ais.bdmc(model, guide, 10 ** 12, x, num_steps=2, num_chains=2)
+    with pytest.raises(ConfigError, match="of log-weights per batch"):
+        estimate_log_likelihood(model, guide, x, "is-guide", num_samples=10 ** 15)
+    with pytest.raises(ConfigError) as info:
+        estimate_log_likelihood(model, guide, x, "is-guide", bogus=3)
+    assert "estimator 'is-guide' takes no option 'bogus'" in str(info.value) and "num_samples" in str(info.value)
+    assert "estimate_marginal_likelihood" not in str(info.value)
+
+
+# -- 2. a long evaluation says its cost and its progress ---------------------------------------------------------
+
+def test_ais_says_its_work_and_shows_progress_in_a_log(tmp_path, good_run, monkeypatch, capsys):
+    from pyro_gmvae.evaluation import ais
+    monkeypatch.setattr(ais, "PROGRESS_MIN_SECONDS", 0.0)
+    run = copy_run(good_run, tmp_path)
+    assert cli.main(["evaluate", str(run), "--estimator", "ais", "--num-steps", "20", "--num-chains", "2",
+                     "--split", "all", "--batch-size", "200"]) == 0
+    err = capsys.readouterr().err.splitlines()  # stderr is no terminal under pytest: lines, not a bar
+    assert any("AIS: 200 datapoints x (2 chains + a pilot of 4) x 20 steps x 5 leapfrog steps = 1.2e+05 gradient "
+               "evaluations" in line for line in err), err
+    progress = [line for line in err if "HMC transitions" in line]
+    assert len(progress) == 10 and "100% (40 of 40 HMC transitions)" in progress[-1], progress
+
+
+def test_a_quick_ais_prints_no_progress(tmp_path, good_run, capsys):
+    from pyro_gmvae import ModelConfig, build
+    from pyro_gmvae.evaluation import ais
+    model, guide = build(ModelConfig(data_dim=6, num_clusters=4, latent_dim=5, network="toy"))
+    lines = []
+    ais.annealed_importance_sampling(model, guide, torch.rand(3, 6), num_steps=5, num_chains=2, progress=lines.append)
+    assert lines == []

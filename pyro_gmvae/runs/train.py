@@ -175,6 +175,7 @@ def load_run(run_dir, device="cpu"):
     """``(model, guide, model_config, train_config, data_spec)`` of a trained run, on ``device``."""
     model_config, train_config, data_spec = read_config(run_dir)
     check_device(device)
+    check_model_size(model_config, device, run_dir=run_dir)  # an edited config.json may ask for terabytes
     state = load_checkpoint(run_dir)
     model, guide = build(model_config)
     check_compatible(state, model, guide, run_dir)
