@@ -239,3 +239,65 @@ def test_a_quick_ais_prints_no_progress(tmp_path, good_run, capsys):
     lines = []
     ais.annealed_importance_sampling(model, guide, torch.rand(3, 6), num_steps=5, num_chains=2, progress=lines.append)
     assert lines == []
+
+
+# -- 6. messages that name the cause, and on the command line the flag ------------------------------------------
+
+HUGE = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32) * 1e30
+MESSAGE_CASES = {
+    "huge-data": (npy_train(HUGE, "--num-clusters", "3", "--pretrain-epochs", "2"),
+                  ["the data reach 2.4e+30", "overflow float32", "standardise the data"]),
+    "constant-data": (npy_train(np.ones((50, 4), dtype=np.float32), "--num-clusters", "3", "--pretrain-epochs", "2"),
+                      ["the data are constant (all 50 rows are equal)", "--init gmm"]),
+    "one-row-one-cluster": (npy_train(np.ones((1, 4), dtype=np.float32), "--num-clusters", "1", "--pretrain-epochs",
+                                      "2"), ["needs at least 2 datapoints", "got 1", "pass more data"]),
+    "temperature-without-relaxed": (train("--cluster-inference", "exact", "--temperature-start", "3"),
+                                    ["--temperature-start", "relaxed cluster inference only", "--cluster-inference "
+                                                                                              "relaxed"]),
+    "temperature-decay-without-relaxed": (train("--temperature-decay", "0.2"), ["--temperature-decay"]),
+    "split-on-digits": (train("--split", "train"), ["has no train/test split; use --split all"]),
+    "temperature-zero": (train("--cluster-inference", "relaxed", "--temperature-start", "0"),
+                         ["--temperature-start must be > 0"]),
+    "likelihood-bernoulli": (train("--likelihood", "bernoulli"), ["or use --likelihood normal"]),
+}
+
+
+@pytest.mark.parametrize("name", list(MESSAGE_CASES))
+def test_messages_name_the_cause_and_the_flag(name, tmp_path, good_run, capsys):
+    assert_refused(MESSAGE_CASES[name], tmp_path, good_run, capsys)
+
+
+def test_constant_data_give_no_library_warnings(tmp_path, good_run, capfd):
+    assert_refused(MESSAGE_CASES["constant-data"], tmp_path, good_run, capfd)  # one line on the very stderr
+
+
+def test_a_relaxed_run_takes_its_temperatures():
+    from pyro_gmvae import ModelConfig, TrainConfig
+    from pyro_gmvae.runs.preflight import check_settings_apply
+    check_settings_apply(ModelConfig(cluster_inference="relaxed"), TrainConfig(temperature_start=3.0))
+    check_settings_apply(ModelConfig(), TrainConfig())
+    with pytest.raises(ConfigError, match="temperature_end=0.3"):
+        check_settings_apply(ModelConfig(), TrainConfig(temperature_end=0.3))
+
+
+def test_the_pretraining_loss_names_huge_data_as_its_cause():
+    from pyro_gmvae import ModelConfig, build
+    from pyro_gmvae.errors import TrainingError
+    from pyro_gmvae.inference.pretrain import pretrain_autoencoder
+    model, guide = build(ModelConfig(data_dim=4, num_clusters=3, latent_dim=2, network="toy"))
+    with pytest.raises(TrainingError, match="the data reach 2.4e\\+30: standardise them"):
+        pretrain_autoencoder(model, guide, torch.as_tensor(HUGE), epochs=1, batch_size=10, lr=1e-3, seed=0)
+
+
+def test_an_unknown_dataset_name_is_refused_by_fit():
+    from pyro_gmvae import GMVAEClusterer
+    with pytest.raises(ConfigError, match="unknown dataset 'bogus'; choose one of"):
+        GMVAEClusterer(dataset="bogus").fit(np.random.default_rng(0).normal(size=(20, 3)))
+
+
+def test_paths_keep_their_words(tmp_path):
+    from pyro_gmvae.cli.parser import in_flags
+    flags = {"batch_size": "--batch-size", "split": "--split", "overwrite": "--overwrite"}
+    assert in_flags("cannot read runs/batch_size/x", flags) == "cannot read runs/batch_size/x"
+    assert in_flags("batch_size=3 (--batch-size) and split='all'", flags) == "batch_size=3 (--batch-size) and --split all"
+    assert in_flags("pass overwrite=True", flags) == "pass --overwrite"

@@ -1,9 +1,12 @@
 """Checks before a run is built, resumed or loaded: the device, the memory the model needs, the checkpoint's
 state and shapes, the settings a resume may change, and the free-bits site and objective."""
 
+import dataclasses
+
 import torch
 
-from ..errors import CheckpointError, ConfigError, DeviceError, check_choice
+from ..config import TrainConfig
+from ..errors import CheckpointError, ConfigError, DataError, DeviceError, check_choice
 from ..inference import FreeBitsMessenger
 from ..inference.cluster_inference import make_cluster_inference
 from ..inference.local_params import LocalParams
@@ -66,6 +69,36 @@ def check_model_size(model_config, device="cpu", *, run_dir=None):
         check_memory(num * 2 * itemsize, device, f"the model in {run_dir}/config.json (latent_dim "
                      f"{model_config.latent_dim}, num_clusters {model_config.num_clusters}) has {num:,} parameters: "
                      "loading it", "restore the config.json that came with the run, or use a device with more memory")
+
+
+def check_data_scale(dataset, train_config):
+    """Refuse data so large that a batch's squared errors overflow float32 (above about 3.4e38): the loss is
+    infinite from the first step, whatever the learning rate; the data's scale is the cause."""
+    top = float(dataset.x.abs().max())
+    batch = min(train_config.batch_size, dataset.num_datapoints)
+    limit = (torch.finfo(torch.float32).max / (dataset.data_dim * batch)) ** 0.5
+    if top > limit:
+        raise DataError(f"the data reach {top:.3g} in absolute value: their squared errors, summed over a batch of "
+                        f"{batch} datapoints x {dataset.data_dim} features, overflow float32 (above "
+                        f"{limit:.3g} per value); standardise the data (each feature to mean 0 and standard deviation "
+                        "1) or rescale them")
+
+
+#: Training settings that only one cluster inference reads: name -> that inference.
+INFERENCE_SETTINGS = {"temperature_start": "relaxed", "temperature_end": "relaxed", "temperature_decay": "relaxed"}
+
+
+def check_settings_apply(model_config, train_config):
+    """Refuse a setting changed from its default that the configuration would ignore (a temperature without the
+    relaxed cluster inference), as a flag of another model is refused."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for name, inference in INFERENCE_SETTINGS.items():
+        value = getattr(train_config, name)
+        if value != defaults[name] and model_config.cluster_inference != inference:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{name}={value!r} ({flag}) applies to the {inference} cluster inference only, but "
+                              f"this run's is {model_config.cluster_inference!r}, which would ignore it; drop it, "
+                              f"or pass cluster_inference={inference!r} (--cluster-inference {inference})")
 
 
 def check_compatible(state, model, guide, run_dir):

@@ -15,8 +15,8 @@ from .checkpoint import CHECKPOINT, CONFIG, config_record, load_checkpoint, PRET
     rewrite_metrics, save_checkpoint, save_pretrained
 from .data import check_data_fingerprint, data_fingerprint
 from .folder import RunFolder, check_not_in_use, clear_run_dir, prepare_run_dir, remove_stale_temporaries
-from .preflight import check_compatible, check_device, check_free_bits_objective, \
-    check_free_bits_site, check_model_size, check_resume_config, check_training_state
+from .preflight import check_compatible, check_data_scale, check_device, check_free_bits_objective, \
+    check_free_bits_site, check_model_size, check_resume_config, check_settings_apply, check_training_state
 from .storage import storage_error, write_json
 
 
@@ -41,6 +41,7 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
         raise DataError(f"train_run takes a Dataset, got {type(dataset).__name__}; wrap tensors with "
                         "pyro_gmvae.from_tensor(x)")
     check_device(train_config.device)
+    check_settings_apply(model_config, train_config)
     prepare_run_dir(out, resume=resume, overwrite=overwrite)
     restart = resume and not (out / CHECKPOINT).exists()
     if resume:
@@ -53,7 +54,8 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
                       progress=progress, phases=phases)
     trainer.check_data(dataset)  # NaN/Inf, range for Bernoulli, feature size, enough datapoints
     if not resume and pretrained is None and trainer.pretrain_epochs and hasattr(getattr(model, "prior", None), "init_from_gmm"):
-        check_start_data(train_config.init, dataset.num_datapoints)  # before pretraining, not after it
+        check_start_data(train_config.init, dataset.x)  # before pretraining, not after it
+    check_data_scale(dataset, train_config)
     check_free_bits_site(model, guide, train_config)
     check_free_bits_objective(model, guide, train_config, dataset.x.cpu())
     state = None
