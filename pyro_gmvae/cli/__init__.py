@@ -19,7 +19,7 @@ import sys
 import torch
 
 from ..defaults import DATASET_DEFAULTS, PRESETS  # noqa: F401  (the CLI's view of the defaults)
-from ..errors import ConfigError, GMVAEError, StorageError, check_positive
+from ..errors import CheckpointError, ConfigError, GMVAEError, StorageError, check_positive
 from ..inference.distributed import report_to_launcher
 from ..plugins import import_plugins, load_entry_points
 from ..runs import storage_error
@@ -49,7 +49,7 @@ def _refuse(command, error, flags=None):
     """The one-line error and exit status 2, in the command line's words (``flags``: :func:`flag_names`); a
     process that ``--devices N`` started hands the line to the launcher, which prints each distinct one once."""
     message = " ".join(str(error).split())  # one line, whatever the message holds
-    if flags and not isinstance(error, StorageError):  # a path may hold a setting's name
+    if flags and not isinstance(error, (StorageError, CheckpointError)):  # a file's own words stay (config.json)
         message = in_flags(message, flags)
     if not report_to_launcher(message):
         print(f"pyro-gmvae {command}: error: {message}", file=sys.stderr)
