@@ -229,7 +229,7 @@ def test_ais_says_its_work_and_shows_progress_in_a_log(tmp_path, good_run, monke
     assert any("AIS: 200 datapoints x (2 chains + a pilot of 4) x 20 steps x 5 leapfrog steps = 1.2e+05 gradient "
                "evaluations" in line for line in err), err
     progress = [line for line in err if "HMC transitions" in line]
-    assert len(progress) == 10 and "100% (40 of 40 HMC transitions)" in progress[-1], progress
+    assert len(progress) == 11 and "100% (40 of 40 HMC transitions)" in progress[-1], progress  # a first estimate
 
 
 def test_a_quick_ais_prints_no_progress(tmp_path, good_run, capsys):
@@ -301,3 +301,15 @@ def test_paths_keep_their_words(tmp_path):
     assert in_flags("cannot read runs/batch_size/x", flags) == "cannot read runs/batch_size/x"
     assert in_flags("batch_size=3 (--batch-size) and split='all'", flags) == "batch_size=3 (--batch-size) and --split all"
     assert in_flags("pass overwrite=True", flags) == "pass --overwrite"
+
+
+def test_a_long_ais_says_its_time_left_before_its_first_tenth(monkeypatch):
+    from pyro_gmvae import ModelConfig, build
+    from pyro_gmvae.evaluation import ais
+    clock = iter(range(0, 10 ** 6, 3))  # 3 s a transition
+    monkeypatch.setattr(ais.time, "monotonic", lambda: next(clock))
+    model, guide = build(ModelConfig(data_dim=6, num_clusters=4, latent_dim=5, network="toy"))
+    lines = []
+    ais.annealed_importance_sampling(model, guide, torch.rand(3, 6), num_steps=50, num_chains=2, progress=lines.append)
+    assert "2% (2 of 100 HMC transitions), 6 s so far, about 4 min 54 s left" in lines[0], lines
+    assert len(lines) == 11 and "100%" in lines[-1]

@@ -185,7 +185,8 @@ def _forward(model, guide, x, num_steps, num_chains, hmc, tick=None):
 
 #: With a callable ``progress``, this many lines, one per equal share of the HMC transitions done...
 PROGRESS_LINES = 10
-#: ...once the work has run this long (a quick evaluation says nothing).
+#: ...once the work has run this long (a quick evaluation says nothing), and a first line with the time left
+#: as soon as it has.
 PROGRESS_MIN_SECONDS = 5.0
 
 
@@ -244,20 +245,24 @@ class _Progress:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, desc=desc, unit="step", miniters=max(1, total // 1000))
-        self.started, self.line = time.monotonic(), 1
+        self.started, self.line, self.timed = time.monotonic(), 1, False
 
     def __call__(self):
         self.done += 1
         if self.bar is not None:
             self.bar.update()
-        elif self.log is not None and self.done * PROGRESS_LINES >= self.line * self.total:
-            while self.line * self.total <= self.done * PROGRESS_LINES:
-                self.line += 1
-            elapsed = time.monotonic() - self.started
-            if elapsed >= PROGRESS_MIN_SECONDS:
-                left = elapsed * (self.total - self.done) / self.done
-                self.log(f"{self.desc}: {self.done / self.total:.0%} ({self.done:,} of {self.total:,} HMC "
-                         f"transitions), {_duration(elapsed)} so far, about {_duration(left)} left")
+        elif self.log is not None:
+            share = self.done * PROGRESS_LINES >= self.line * self.total
+            if share:
+                while self.line * self.total <= self.done * PROGRESS_LINES:
+                    self.line += 1
+            if share or not self.timed:  # and a first estimate of the time as soon as there is one
+                elapsed = time.monotonic() - self.started
+                if elapsed >= PROGRESS_MIN_SECONDS:
+                    self.timed = True
+                    left = elapsed * (self.total - self.done) / self.done
+                    self.log(f"{self.desc}: {self.done / self.total:.0%} ({self.done:,} of {self.total:,} HMC "
+                             f"transitions), {_duration(elapsed)} so far, about {_duration(left)} left")
 
     def close(self):
         if self.bar is not None:
