@@ -313,3 +313,20 @@ def test_a_long_ais_says_its_time_left_before_its_first_tenth(monkeypatch):
     ais.annealed_importance_sampling(model, guide, torch.rand(3, 6), num_steps=50, num_chains=2, progress=lines.append)
     assert "2% (2 of 100 HMC transitions), 6 s so far, about 4 min 54 s left" in lines[0], lines
     assert len(lines) == 11 and "100%" in lines[-1]
+
+
+def test_a_full_disk_at_the_lock_leaves_no_folder(tmp_path, monkeypatch, capfd):
+    real_fdopen = os.fdopen
+
+    def fdopen(fd, *args, **kwargs):
+        f = real_fdopen(fd, *args, **kwargs)
+
+        def write(text):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        f.write = write
+        return f
+    monkeypatch.setattr(runs.folder.os, "fdopen", fdopen)
+    out = tmp_path / "full" / "run"
+    assert cli.main(["train", *TINY, "--out", str(out)]) == 2
+    assert "No space left on device" in _one_error_line(capfd, "train")
+    assert not (tmp_path / "full").exists()

@@ -163,7 +163,7 @@ def _ais_work(name, num_datapoints, counts, directions=1):
     defaults = {k: default_count("ais", k) for k in ("num_leapfrog", "num_adapt_chains")}  # what evaluate runs
     total = ais_cost(num_datapoints, steps, chains, directions=directions, **defaults)
     way = " in each direction" if directions == 2 else ""
-    return (f"{name}: {num_datapoints:,} datapoints x ({chains:,} chains{way} + a pilot of "
+    return (f"{name}: {num_datapoints:,} datapoints x ({chains:,} chain{'s' * (chains != 1)}{way} + a pilot of "
             f"{defaults['num_adapt_chains']}) x {steps:,} steps x {defaults['num_leapfrog']} leapfrog steps = "
             f"{total:.3g} gradient evaluations")
 
