@@ -330,3 +330,21 @@ def test_a_full_disk_at_the_lock_leaves_no_folder(tmp_path, monkeypatch, capfd):
     assert cli.main(["train", *TINY, "--out", str(out)]) == 2
     assert "No space left on device" in _one_error_line(capfd, "train")
     assert not (tmp_path / "full").exists()
+
+
+IGNORED_FLAG_CASES = {
+    "init-without-pretraining": (train("--init", "umap", "--model", "vade"), ["--init sets the pretraining",
+                                                                             "does not pretrain", "drop it"]),
+    "pretrain-lr-and-recipe-without-pretraining": (train("--model", "vade", "--pretrain-lr", "0.01",
+                                                         "--pretrain-recipe", "mse"),
+                                                   ["--pretrain-lr and --pretrain-recipe set", "drop them"]),
+    "free-bits-site-without-free-bits": (train("--free-bits-site", "z"), ["--free-bits-site shapes the free-bits",
+                                                                          "--free-bits LAMBDA"]),
+    "prior-hidden-dim-on-vade": (train("--model", "vade", "--prior-hidden-dim", "7"),
+                                 ["--prior-hidden-dim does not apply to --model vade"]),
+}
+
+
+@pytest.mark.parametrize("name", list(IGNORED_FLAG_CASES))
+def test_flags_that_would_do_nothing_are_refused(name, tmp_path, good_run, capsys):
+    assert_refused(IGNORED_FLAG_CASES[name], tmp_path, good_run, capsys)
