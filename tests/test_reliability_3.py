@@ -186,7 +186,8 @@ COST_CASES = {
                                  "1000000000"]), ["BDMC on 1,000,000,000 simulated datapoints (--bdmc)",
                                                   "needs about", "lower", "--bdmc"]),
     "config-latent-dim": (on_run(lambda run: ["evaluate", str(run)], _edit_config(latent_dim=10 ** 12)),
-                          ["config.json", "latent_dim 1000000000000", "loading it needs about", "restore the config.json"]),
+                          ["config.json", "latent_dim 1000000000000", "loading it needs about",
+                           "restore the config.json"]),
     "config-num-clusters": (on_run(lambda run: ["evaluate", str(run)], _edit_config(num_clusters=10 ** 9)),
                             ["num_clusters 1000000000", "loading it needs about"]),
     "sample-config-latent-dim": (on_run(lambda run: ["sample", str(run)], _edit_config(latent_dim=10 ** 12)),
@@ -299,7 +300,7 @@ def test_paths_keep_their_words(tmp_path):
     from pyro_gmvae.cli.parser import in_flags
     flags = {"batch_size": "--batch-size", "split": "--split", "overwrite": "--overwrite"}
     assert in_flags("cannot read runs/batch_size/x", flags) == "cannot read runs/batch_size/x"
-    assert in_flags("batch_size=3 (--batch-size) and split='all'", flags) == "batch_size=3 (--batch-size) and --split all"
+    assert in_flags("batch_size=3 (--batch-size), split='all'", flags) == "batch_size=3 (--batch-size), --split all"
     assert in_flags("pass overwrite=True", flags) == "pass --overwrite"
 
 

@@ -53,7 +53,8 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     trainer = Trainer(model, guide, train_config, pretrain_epochs=MODELS[model_config.model].pretrain_epochs,
                       progress=progress, phases=phases)
     trainer.check_data(dataset)  # NaN/Inf, range for Bernoulli, feature size, enough datapoints
-    if not resume and pretrained is None and trainer.pretrain_epochs and hasattr(getattr(model, "prior", None), "init_from_gmm"):
+    starts = hasattr(getattr(model, "prior", None), "init_from_gmm")  # a pretraining ends with a start
+    if not resume and pretrained is None and trainer.pretrain_epochs and starts:
         check_start_data(train_config.init, dataset.x)  # before pretraining, not after it
     check_data_scale(dataset, train_config)
     check_free_bits_site(model, guide, train_config)
