@@ -34,7 +34,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from .config import ModelConfig, TrainConfig
 from .data import DATASETS, Dataset, from_tensor
 from .defaults import MODEL_FIELDS, TRAIN_FIELDS, resolve
-from .errors import CheckpointError, ConfigError, DataError, check_positive
+from .errors import CheckpointError, ConfigError, DataError, check_choice, check_positive
 from .evaluation.generation import sample_latents_per_cluster
 from .evaluation.marginal import elbo_per_datapoint
 from .evaluation.responsibilities import responsibilities
@@ -123,6 +123,8 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         default the run records only the data set's name. Returns ``self``."""
 
 
+        if self.dataset is not None:  # a name that picks no defaults would be a silent no-op
+            check_choice("dataset", self.dataset, DATASETS)
         data = self._training_data(X, y)
         name = self.dataset or (data.name if data.name in DATASETS else "file")
         # numpy scalars (a grid of np.arange values) become Python's, which config.json can hold

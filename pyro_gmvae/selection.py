@@ -21,6 +21,7 @@ import time
 import numpy as np
 import torch
 
+from .data import Dataset, from_tensor
 from .data.binarize import binarize_static
 from .errors import ConfigError, check_positive
 from .estimator import GMVAEClusterer
@@ -30,10 +31,13 @@ __all__ = ["choose_num_clusters", "split_held_out", "summarise_sweep", "sweep_nu
 
 
 def split_held_out(data, share=0.2, seed=0):
-    """``(train, held_out)``: a seeded random split of a :class:`~pyro_gmvae.data.Dataset`, ``share`` of the
+    """``(train, held_out)``: a seeded random split of a :class:`~pyro_gmvae.data.Dataset` (or of an array, as
+    one), ``share`` of the
     rows held out (the same rows for every K and training seed)."""
     if not 0 < share < 1:
         raise ConfigError(f"held_out must lie in (0, 1), got {share!r}; pass e.g. held_out=0.2")
+    if not isinstance(data, Dataset):  # an array, a tensor or a DataFrame, as GMVAEClusterer.fit takes
+        data = from_tensor(data if isinstance(data, torch.Tensor) else np.asarray(data))
     n = data.num_datapoints
     num_held = int(round(share * n))
     if num_held < 1 or num_held >= n:
@@ -51,7 +55,8 @@ def split_held_out(data, share=0.2, seed=0):
 def sweep_num_clusters(data, num_clusters=(5, 10, 15, 20, 30), seeds=(0, 1, 2), *, held_out=0.2, split_seed=0,
                        estimator="is", num_samples=500, elbo_samples=100, log=None, **params):
     """One row per (K, seed): a ``GMVAEClusterer(num_clusters=K, seed=seed, **params)`` fitted on the training
-    share of ``data`` (a :class:`~pyro_gmvae.data.Dataset`, whose name picks the defaults), scored on the
+    share of ``data`` (a :class:`~pyro_gmvae.data.Dataset`, whose name picks the defaults, or an ``(N, D)`` array
+    or tensor), scored on the
     held-out rows by ``estimator`` (``num_samples`` draws per row) and by the ELBO (``elbo_samples`` draws).
     A run trained with ``binarize`` is scored on the static binary draw of the held-out rows. Each row:
     ``num_clusters``, ``seed``, ``log_likelihood`` (mean nats per held-out row) with ``log_likelihood_stderr``

@@ -19,11 +19,11 @@ import sys
 import torch
 
 from ..defaults import DATASET_DEFAULTS, PRESETS  # noqa: F401  (the CLI's view of the defaults)
-from ..errors import ConfigError, GMVAEError, check_positive
+from ..errors import CheckpointError, ConfigError, GMVAEError, StorageError, check_positive
 from ..inference.distributed import report_to_launcher
 from ..plugins import import_plugins, load_entry_points, trust_plugins
 from ..runs import storage_error
-from .parser import DEFAULT_OUT, DESCRIPTION, EPILOG, THREADS_PER_CORE, build_parser
+from .parser import DEFAULT_OUT, DESCRIPTION, EPILOG, THREADS_PER_CORE, build_parser, flag_names, in_flags
 from .train import _resolve, cmd_train  # noqa: F401
 from .compare import cmd_compare
 from .use import cmd_evaluate, cmd_plot, cmd_predict, cmd_sample
@@ -47,10 +47,12 @@ def _setup(args):
     trust_plugins(args.trust_plugins)
 
 
-def _refuse(command, error):
-    """The one-line error and exit status 2; a process that ``--devices N`` started hands the line to the
-    launcher, which prints each distinct one once."""
+def _refuse(command, error, flags=None):
+    """The one-line error and exit status 2, in the command line's words (``flags``: :func:`flag_names`); a
+    process that ``--devices N`` started hands the line to the launcher, which prints each distinct one once."""
     message = " ".join(str(error).split())  # one line, whatever the message holds
+    if flags and not isinstance(error, (StorageError, CheckpointError)):  # a file's own words stay (config.json)
+        message = in_flags(message, flags)
     if not report_to_launcher(message):
         print(f"pyro-gmvae {command}: error: {message}", file=sys.stderr)
     return 2
@@ -80,7 +82,7 @@ def main(argv=None):
         _setup(args)
         return command(args)
     except GMVAEError as e:
-        return _refuse(args.command, e)
+        return _refuse(args.command, e, flag_names(parser, args.command))
     except OSError as e:  # a write the commands did not foresee (they check the folders first)
         return _refuse(args.command, storage_error(e, e.filename or "a file"))
     except KeyboardInterrupt:  # evaluate, sample, plot: nothing half written (writes are atomic)

@@ -3,8 +3,8 @@ from the dataclasses, the registries and :mod:`pyro_gmvae.defaults`."""
 
 import argparse
 import dataclasses
-
 import inspect
+import re
 
 from ..config import COMPUTE_DTYPES, FREE_BITS_GROUPS, OBJECTIVES, ModelConfig, TrainConfig
 from ..data import DATASETS, SPLITS
@@ -250,3 +250,36 @@ def build_parser():
                                                              "never the run's files or --data)")
     pr.add_argument("--device", default="cpu", help="default %(default)s")
     return parser
+
+
+def flag_names(parser, command):
+    """``{dest: flag}`` of the options of the subcommand ``command`` (``temperature_start`` ->
+    ``--temperature-start``), for :func:`in_flags`."""
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: max(a.option_strings, key=len) for a in subparsers.choices[command]._actions
+            if a.option_strings and a.dest not in ("help", "imports")}
+
+
+def in_flags(message, flags):
+    """``message`` in the command line's words: a setting's Python name becomes its flag (``split='all'`` ->
+    ``--split all``, ``temperature_start`` -> ``--temperature-start``). A setting whose flag the message names
+    already is left as it is; a plain word (``model``, ``epochs``) is changed only in ``name=value``.
+
+    >>> in_flags("use split='all'; temperature_start must be > 0", {"split": "--split",
+    ...                                                            "temperature_start": "--temperature-start"})
+    'use --split all; --temperature-start must be > 0'
+    """
+    for dest in sorted(flags, key=len, reverse=True):
+        flag = flags[dest]
+        if re.search(re.escape(flag) + r"(?![\w-])", message):
+            continue
+        message = re.sub(rf"(?<![\w./-]){dest}=(?:'([^']*)'|\"([^\"]*)\"|([^\s,;)]+))",
+                         lambda m, flag=flag: _flag_value(flag, m), message)
+        if "_" in dest:
+            message = re.sub(rf"(?<![\w./-]){dest}(?![\w(/-])", flag, message)
+    return message
+
+
+def _flag_value(flag, match):
+    value = next(g for g in match.groups() if g is not None)
+    return flag if value == "True" else f"{flag} {value}"

@@ -18,7 +18,7 @@ from ..defaults import DATA_FIELDS, MODEL_FIELDS, TRAIN_FIELDS, resolve
 from ..errors import ConfigError, GMVAEError, check_positive
 from ..inference.distributed import (World, end_process, launch, launched_by_torchrun, launched_by_us, peer_lost,
                                      process_group)
-from ..registry import PRIORS
+from ..registry import MODELS, PRIORS
 from ..runs import (CHECKPOINT, CONFIG, RESUMABLE_CHANGES, check_device, load_checkpoint, prepare_run_dir, read_config,
                     read_metrics, sigint_ignored, train_run)
 from .parser import DEFAULT_OUT
@@ -106,7 +106,7 @@ _DATA_FLAG_DATASETS = {"data_dir": ("mnist", "fashion-mnist", "svhn"), "download
                        "data_path": ("file",)}
 
 
-def _check_flags_apply(args, data_kw, model_config=None):
+def _check_flags_apply(args, data_kw, model_config=None, train_config=None):
     """Refuse a flag given on the command line that the chosen data set or model would ignore."""
     dataset = data_kw.get("dataset", "digits")
     for key, datasets in _DATA_FLAG_DATASETS.items():
@@ -116,10 +116,41 @@ def _check_flags_apply(args, data_kw, model_config=None):
     if model_config is None:
         return
     takes = inspect.signature(PRIORS[model_config.prior_name]).parameters
-    for key in ("noise_dim", "num_super_clusters"):
-        if getattr(args, key, None) is not None and key not in takes:
+    for key, name in (("noise_dim", "noise_dim"), ("num_super_clusters", "num_super_clusters"),
+                      ("prior_hidden_dim", "hidden_dim")):
+        if getattr(args, key, None) is not None and name not in takes:
             raise ConfigError(f"--{key.replace('_', '-')} does not apply to --model {model_config.model} (prior "
                               f"{model_config.prior_name!r}); drop it, or choose a model that has it")
+    _check_train_flags_apply(args, model_config, train_config)
+
+
+#: Flags read only by the pretraining and the start it ends with.
+_PRETRAIN_FLAGS = ("pretrain_lr", "pretrain_recipe", "pretrain_batch_size", "init", "umap_epochs", "umap_neighbors",
+                   "init_guide_scale", "init_warmup_epochs", "init_warmup_label_weight")
+
+
+def _check_train_flags_apply(args, model_config, train_config):
+    """Refuse a training flag given on the command line that this run would ignore, as a flag of another model
+    is refused (the library's defaults and presets may set them; only what was typed is refused)."""
+    given = [k for k in _PRETRAIN_FLAGS if getattr(args, k, None) is not None]
+    pretrain_epochs = train_config.pretrain_epochs
+    if pretrain_epochs is None:
+        pretrain_epochs = MODELS[model_config.model].pretrain_epochs
+    if given and (args.pretrained is not None or not pretrain_epochs):
+        why = (f"--pretrained {args.pretrained} takes its weights instead of pretraining" if args.pretrained
+               is not None else "this run does not pretrain (--pretrain-epochs 0)")
+        flags, (verb, it) = _flags(given), (("sets", "it") if len(given) == 1 else ("set", "them"))
+        raise ConfigError(f"{flags} {verb} the pretraining and its start, but {why}, so {it} would be ignored; drop "
+                          f"{it}" + ("" if args.pretrained is not None else ", or pass --pretrain-epochs N"))
+    given = [k for k in ("free_bits_site", "free_bits_group") if getattr(args, k, None) is not None]
+    if given and train_config.free_bits <= 0:
+        flags, (verb, it) = _flags(given), (("shapes", "it") if len(given) == 1 else ("shape", "them"))
+        raise ConfigError(f"{flags} {verb} the free-bits constraint, which is off (--free-bits 0), so {it} would be "
+                          f"ignored; drop {it}, or pass --free-bits LAMBDA")
+
+
+def _flags(keys):
+    return " and ".join("--" + k.replace("_", "-") for k in keys)
 
 
 def _report_stop(out, resume, what="interrupted"):
@@ -232,8 +263,8 @@ def _train(args, out, world=None, *, plan=None, started=None):
         model_kw.setdefault("likelihood", dataset.likelihood)
         model_kw.setdefault("num_clusters", dataset.num_classes or 10)
         model_config = ModelConfig(data_dim=dataset.data_dim, **model_kw)
-        _check_flags_apply(args, data_kw, model_config)
         train_config = TrainConfig(**train_kw)
+        _check_flags_apply(args, data_kw, model_config, train_config)
         data_spec = data_kw
     trainer = train_run(model_config, train_config, dataset, out, data_spec=data_spec,
                         resume=resume, overwrite=args.overwrite, pretrained=args.pretrained,

@@ -25,12 +25,17 @@ def cmd_evaluate(args):
         if getattr(args, flag) is not None:
             check_positive(f"--{flag.replace('_', '-')}", getattr(args, flag), integer=True)
     check_positive("--batch-size", args.batch_size, integer=True)
+
+    def say(line):
+        print(f"pyro-gmvae evaluate: {line}", file=sys.stderr, flush=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
+        # a terminal gets bars; a log (stderr redirected) a line per tenth of a long AIS or BDMC
         result = evaluate_run(args.run_dir, num_samples=args.num_samples, split=args.split,
                               device=args.device or "cpu", batch_size=args.batch_size,
-                              progress=sys.stderr.isatty(), estimator=args.estimator, num_steps=args.num_steps,
-                              num_chains=args.num_chains, bdmc=args.bdmc, save=not getattr(args, "no_save", False))
+                              progress=True if sys.stderr.isatty() else say, estimator=args.estimator,
+                              num_steps=args.num_steps, num_chains=args.num_chains, bdmc=args.bdmc,
+                              save=not getattr(args, "no_save", False), log=say)
     for warning in caught:
         if issubclass(warning.category, RuntimeWarning):
             print(f"pyro-gmvae evaluate: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)

@@ -58,9 +58,9 @@ def _as_tensor(x, what="x"):
         try:  # a 0-d array stays 0-d (np.ascontiguousarray would make it (1,)), so messages give its shape
             return torch.from_numpy(x if x.flags.c_contiguous else np.ascontiguousarray(x))
         except TypeError:
-            raise DataError(
-                f"{what} has numpy dtype {x.dtype}, which is not numeric; convert it to a float array"
-            ) from None
+            fix = ("pass integer class labels 0..C-1, e.g. np.unique(y, return_inverse=True)[1]" if what == "y"
+                   else "convert it to a float array")
+            raise DataError(f"{what} has numpy dtype {x.dtype}, which is not numeric; {fix}") from None
     raise DataError(
         f"{what} must be a torch.Tensor or numpy array, got {type(x).__name__}; convert it with torch.as_tensor(...)"
     )
@@ -76,7 +76,8 @@ def validate_data(x, *, likelihood=None) -> None:
         check_choice("likelihood", likelihood, LIKELIHOODS)
     t = _as_tensor(x)
     if t.is_complex() or t.dtype == torch.bool:
-        raise DataError(f"x has dtype {t.dtype}; convert it to a real float tensor with x.float()")
+        fix = "x.real (or x.abs())" if t.is_complex() else "x.float()"
+        raise DataError(f"x has dtype {t.dtype}; convert it to real floats, e.g. with {fix}")
     if t.numel() == 0:
         raise DataError(f"x is empty (shape {tuple(t.shape)}); pass at least one data point with at least one feature")
     if t.ndim != 2:

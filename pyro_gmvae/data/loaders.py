@@ -201,7 +201,7 @@ def load_file_arrays(data_path, *, labels=True, flag="--data-path"):
             "save it with np.save / np.savez (numeric arrays, no pickles)"
         ) from None
     if isinstance(loaded, np.ndarray):
-        return _native(loaded), None
+        return _checked_kinds(path, _native(loaded), None)
     with loaded:
         keys = list(loaded.files)
         if "x" not in keys:
@@ -217,7 +217,25 @@ def load_file_arrays(data_path, *, labels=True, flag="--data-path"):
                 f"could not read the arrays of {path} ({exc}); save numeric arrays with "
                 "np.savez(path, x=data.astype(np.float32), y=labels)"
             ) from None
-    return _native(x), _native(y)
+    return _checked_kinds(path, _native(x), _native(y))
+
+
+#: numpy's dtype kinds, in words, for the messages about a file's arrays.
+_KINDS = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "bytes", "O": "objects", "M": "dates",
+          "m": "time spans", "V": "records"}
+
+
+def _checked_kinds(path, x, y):
+    """Refuse a file whose data are not real numbers, or whose labels are not integers, with the fix for the
+    file (the arrays are the user's file, not Python objects of theirs)."""
+    if x.dtype.kind not in "iuf":
+        raise DataError(f"the data x in {path} are {_KINDS.get(x.dtype.kind, x.dtype.kind)} (dtype {x.dtype}); "
+                        f"save real numbers instead, e.g. np.save(FILE, x.astype(np.float32))")
+    if y is not None and y.dtype.kind not in "iubf":  # float labels are checked to be whole later
+        raise DataError(f"the labels y in {path} are {_KINDS.get(y.dtype.kind, y.dtype.kind)} (dtype {y.dtype}); "
+                        "labels are integers 0..C-1: save them with "
+                        "np.savez(FILE, x=x, y=np.unique(y, return_inverse=True)[1])")
+    return x, y
 
 
 def _subsample_index(n, num_datapoints, seed):

@@ -32,11 +32,13 @@ torch.Size([4])
 """
 
 import math
+import time
 from dataclasses import dataclass
 
 import torch
 
 from ..errors import ConfigError, check_positive
+from ..memory import check_memory
 from .inputs import model_input
 from .latents import LatentSpace, log_joint_and_grad, simulate
 
@@ -93,7 +95,8 @@ def _hmc_step(target, beta, u, state, step_size, num_leapfrog):
     return u, state, accept_prob
 
 
-def _anneal(model, x, space, u0, betas, *, num_leapfrog, step_sizes=None, step_size=None, target_accept=None):
+def _anneal(model, x, space, u0, betas, *, num_leapfrog, step_sizes=None, step_size=None, target_accept=None,
+            tick=None):
     """Log-weights ``(C, N)`` of chains started at ``u0`` ``(C, N, dim)`` along ``betas`` (either
     direction), the mean acceptance probability per datapoint, and the step sizes ``(T, N, 1)``.
 
@@ -116,6 +119,8 @@ def _anneal(model, x, space, u0, betas, *, num_leapfrog, step_sizes=None, step_s
         eps = step if pilot else step_sizes[t - 1]
         u, state, accept = _hmc_step(target, betas[t], u, state, eps, num_leapfrog)
         accept_sum = accept_sum + accept
+        if tick is not None:
+            tick()
         if pilot:
             record.append(step.log().mean(0).exp())
             step = (step * torch.exp(0.5 * (accept - target_accept))[..., None]).clamp(1e-4, 10.0)
@@ -123,12 +128,12 @@ def _anneal(model, x, space, u0, betas, *, num_leapfrog, step_sizes=None, step_s
     return log_w, (accept_sum / max(len(betas) - 1, 1)).mean(0), steps
 
 
-def _tune(model, x, space, betas, num_adapt_chains, num_leapfrog, step_size, target_accept):
+def _tune(model, x, space, betas, num_adapt_chains, num_leapfrog, step_size, target_accept, tick=None):
     """Step sizes ``(T, N, 1)`` along ``betas`` from a pilot run of ``num_adapt_chains`` chains per datapoint,
     started from the guide and then discarded."""
     u0 = (space.sample_q(num_adapt_chains) - space.loc) / space.scale
     return _anneal(model, x, space, u0, betas, num_leapfrog=num_leapfrog, step_size=step_size,
-                   target_accept=target_accept)[2]
+                   target_accept=target_accept, tick=tick)[2]
 
 
 @dataclass
@@ -164,24 +169,104 @@ def _check_ais_args(num_steps, num_chains, num_leapfrog, batch_size, num_adapt_c
         raise ConfigError(f"target_accept must lie in (0, 1), got {target_accept!r}; pass e.g. target_accept=0.65")
 
 
-def _forward(model, guide, x, num_steps, num_chains, hmc):
+def _forward(model, guide, x, num_steps, num_chains, hmc, tick=None):
     """Forward AIS on one batch: log-weights ``(C, N)``, acceptance ``(N,)``, the tuned step sizes."""
     space = LatentSpace(guide, x)
     betas = sigmoid_schedule(num_steps, dtype=x.dtype, device=x.device).tolist()
     steps = _tune(model, x, space, betas, hmc["num_adapt_chains"], hmc["num_leapfrog"], hmc["step_size"],
-                  hmc["target_accept"])
+                  hmc["target_accept"], tick)
     u0 = (space.sample_q(num_chains) - space.loc) / space.scale
-    log_w, acc, _ = _anneal(model, x, space, u0, betas, num_leapfrog=hmc["num_leapfrog"], step_sizes=steps)
+    log_w, acc, _ = _anneal(model, x, space, u0, betas, num_leapfrog=hmc["num_leapfrog"], step_sizes=steps,
+                            tick=tick)
     return space, log_w, acc, steps
 
 
-def _batches(n, batch_size, progress, desc):
-    starts = range(0, n, batch_size)
-    if progress:
-        from tqdm.auto import tqdm
+# -- the cost, said and checked before the work, and the progress ----------------------------------------
 
-        starts = tqdm(starts, desc=desc, unit="batch")
-    return starts
+#: With a callable ``progress``, this many lines, one per equal share of the HMC transitions done...
+PROGRESS_LINES = 10
+#: ...once the work has run this long (a quick evaluation says nothing), and a first line with the time left
+#: as soon as it has.
+PROGRESS_MIN_SECONDS = 5.0
+
+
+def ais_cost(num_datapoints, num_steps, num_chains, *, num_leapfrog=5, num_adapt_chains=4, directions=1):
+    """The gradient evaluations of AIS: datapoints x (chains + the pilot's) x steps x leapfrog steps, once per
+    direction (BDMC: 2).
+
+    >>> ais_cost(100, 500, 16)
+    5000000
+    """
+    return num_datapoints * (num_chains * directions + num_adapt_chains) * num_steps * num_leapfrog
+
+
+def ais_memory(num_steps, num_chains, batch, *, dim, data_dim, num_clusters=1, num_adapt_chains=4, itemsize=4):
+    """Bytes one batch of AIS holds at once, at least: the schedule (a tensor and its list of floats), the
+    pilot's step sizes (a small tensor per step) and the chains' states, log-densities and decoded means."""
+    chains = max(num_chains, num_adapt_chains) * batch
+    per_chain = (8 * dim + 2 * num_clusters + 2 * data_dim) * itemsize
+    return (num_steps + 1) * (itemsize + 40) + num_steps * (batch * itemsize + 250) + chains * per_chain
+
+
+def check_ais_memory(model, guide, x, num_steps, num_chains, *, batch_size=100, num_adapt_chains=4,
+                     simulated=None):
+    """Raise :class:`ConfigError` in one line when AIS (or BDMC on ``simulated`` datapoints) of ``x`` would
+    need more memory than its device has, before anything is allocated."""
+    x = model_input(model, x)
+    space = LatentSpace(guide, x[:1])  # the latents' size, from one datapoint
+    n = x.shape[0] if simulated is None else simulated
+    batch = min(batch_size, n)
+    sizes = dict(dim=space.loc.shape[-1], data_dim=x.shape[-1], num_clusters=getattr(model, "num_clusters", 1),
+                 num_adapt_chains=num_adapt_chains, itemsize=x.element_size())
+    need = ais_memory(num_steps, num_chains, batch, **sizes)
+    if simulated is not None:  # the simulated data and their latents, made at once
+        need += 4 * simulated * (sizes["data_dim"] + sizes["dim"] + sizes["num_clusters"]) * sizes["itemsize"]
+    head = "AIS with" if simulated is None else f"BDMC on {simulated:,} simulated datapoints (--bdmc) with"
+    what = (f"{head} {num_chains:,} chains (num_chains, --num-chains) x {num_steps:,} steps (num_steps, "
+            f"--num-steps), {batch:,} datapoints at a time,")
+    check_memory(need, x.device, what, "lower the chains, the steps or " + ("the batch size (--batch-size)"
+                                                                            if simulated is None else "--bdmc"))
+
+
+def _duration(seconds):
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+class _Progress:
+    """Counts HMC transitions: a bar with ``progress=True`` (a terminal), :data:`PROGRESS_LINES` lines over the
+    work to a callable ``progress`` (a log, where stderr is no terminal)."""
+
+    def __init__(self, progress, total, desc):
+        self.total, self.desc, self.done, self.bar = total, desc, 0, None
+        self.log = progress if callable(progress) else None
+        if progress is True:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="step", miniters=max(1, total // 1000))
+        self.started, self.line, self.timed = time.monotonic(), 1, False
+
+    def __call__(self):
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update()
+        elif self.log is not None:
+            share = self.done * PROGRESS_LINES >= self.line * self.total
+            if share:
+                while self.line * self.total <= self.done * PROGRESS_LINES:
+                    self.line += 1
+            if share or not self.timed:  # and a first estimate of the time as soon as there is one
+                elapsed = time.monotonic() - self.started
+                if elapsed >= PROGRESS_MIN_SECONDS:
+                    self.timed = True
+                    left = elapsed * (self.total - self.done) / self.done
+                    self.log(f"{self.desc}: {self.done / self.total:.0%} ({self.done:,} of {self.total:,} HMC "
+                             f"transitions), {_duration(elapsed)} so far, about {_duration(left)} left")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 @torch.no_grad()
@@ -194,17 +279,25 @@ def annealed_importance_sampling(model, guide, data, num_steps=500, num_chains=1
     HMC transition of ``num_leapfrog`` leapfrog steps. The step size of every temperature and datapoint
     comes from a pilot run of ``num_adapt_chains`` chains that adapt it toward the acceptance probability
     ``target_accept`` (starting at ``step_size``, in units of the guide's scale); the pilot is discarded.
-    Datapoints go in batches of ``batch_size``.
+    Datapoints go in batches of ``batch_size``. ``progress``: True for a bar over the HMC transitions, a
+    callable for :data:`PROGRESS_LINES` lines over them. A run that would not fit in the memory of the
+    data's device is refused before it starts (:func:`check_ais_memory`).
     """
     _check_ais_args(num_steps, num_chains, num_leapfrog, batch_size, num_adapt_chains, step_size, target_accept)
     x = model_input(model, data)
+    check_ais_memory(model, guide, x, num_steps, num_chains, batch_size=batch_size,
+                     num_adapt_chains=num_adapt_chains)
     hmc = dict(num_leapfrog=num_leapfrog, step_size=step_size, target_accept=target_accept,
                num_adapt_chains=num_adapt_chains)
     log_w, acc = [], []
-    for start in _batches(x.shape[0], batch_size, progress, f"AIS, {num_steps} steps"):
-        _, w, a, _ = _forward(model, guide, x[start:start + batch_size], num_steps, num_chains, hmc)
-        log_w.append(w)
-        acc.append(a)
+    tick = _Progress(progress, 2 * num_steps * math.ceil(x.shape[0] / batch_size), f"AIS, {num_steps} steps")
+    try:
+        for start in range(0, x.shape[0], batch_size):
+            _, w, a, _ = _forward(model, guide, x[start:start + batch_size], num_steps, num_chains, hmc, tick)
+            log_w.append(w)
+            acc.append(a)
+    finally:
+        tick.close()
     log_w = torch.cat(log_w, -1)
     return AISResult(log_w.logsumexp(0) - math.log(num_chains), log_w, torch.cat(acc), int(num_steps),
                      int(num_chains))
@@ -250,13 +343,16 @@ def bdmc(model, guide, num_datapoints, like, num_steps=500, num_chains=16, *, nu
     check_positive("num_datapoints", num_datapoints, integer=True)
     _check_ais_args(num_steps, num_chains, num_leapfrog, batch_size, num_adapt_chains, step_size, target_accept)
     template = model_input(model, like)[:1]
+    check_ais_memory(model, guide, template, num_steps, num_chains, batch_size=batch_size,
+                     num_adapt_chains=num_adapt_chains, simulated=num_datapoints)
     x_all, latents = simulate(model, template.expand(num_datapoints, template.shape[-1]).clone())
     hmc = dict(num_leapfrog=num_leapfrog, step_size=step_size, target_accept=target_accept,
                num_adapt_chains=num_adapt_chains)
     fw, fa, rw, ra = [], [], [], []
-    for start in _batches(num_datapoints, batch_size, progress, f"BDMC, {num_steps} steps"):
+    tick = _Progress(progress, 3 * num_steps * math.ceil(num_datapoints / batch_size), f"BDMC, {num_steps} steps")
+    for start in range(0, num_datapoints, batch_size):
         xb = x_all[start:start + batch_size]
-        space, w, a, steps = _forward(model, guide, xb, num_steps, num_chains, hmc)
+        space, w, a, steps = _forward(model, guide, xb, num_steps, num_chains, hmc, tick)
         fw.append(w)
         fa.append(a)
         betas = sigmoid_schedule(num_steps, dtype=xb.dtype, device=xb.device).flip(0).tolist()
@@ -264,9 +360,11 @@ def bdmc(model, guide, num_datapoints, like, num_steps=500, num_chains=16, *, nu
         reverse_steps = torch.cat([steps.flip(0)[1:], steps[:1]])
         z_star = space.flatten({n: latents[n][start:start + batch_size] for n in space.names})
         u0 = ((z_star - space.loc) / space.scale).expand((num_chains,) + z_star.shape).clone()
-        w, a, _ = _anneal(model, xb, space, u0, betas, num_leapfrog=num_leapfrog, step_sizes=reverse_steps)
+        w, a, _ = _anneal(model, xb, space, u0, betas, num_leapfrog=num_leapfrog, step_sizes=reverse_steps,
+                          tick=tick)
         rw.append(w)
         ra.append(a)
+    tick.close()
     fw, rw = torch.cat(fw, -1), torch.cat(rw, -1)
     lower = AISResult(fw.logsumexp(0) - math.log(num_chains), fw, torch.cat(fa), int(num_steps), int(num_chains))
     # The reverse weights estimate 1 / p(x*) without bias, so minus their log-mean-exp is an upper bound.

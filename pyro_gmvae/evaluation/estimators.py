@@ -20,7 +20,8 @@ Every result has ``.log_likelihood`` ``(N,)`` and ``.summary()`` (a JSON-ready d
 
 import inspect
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_positive
+from ..memory import check_memory
 from .ais import annealed_importance_sampling
 from .marginal import estimate_marginal_likelihood
 from .refined import refined_marginal_likelihood
@@ -63,6 +64,31 @@ def check_estimator(estimator):
 
 def estimate_log_likelihood(model, guide, data, estimator="is", **options):
     """``log p(x_n)`` of every row of ``data`` by the estimator named ``estimator`` (see the module docstring),
-    with that estimator's keyword ``options`` (e.g. ``num_samples``, ``num_steps``)."""
+    with that estimator's keyword ``options`` (e.g. ``num_samples``, ``num_steps``). An option the estimator
+    does not take, or draws whose log-weights would not fit in memory, are refused before the work."""
     check_estimator(estimator)
+    takes = inspect.signature(_DEFAULTS_OF[estimator]).parameters
+    unknown = sorted(set(options) - set(takes) - {"model", "guide", "data"})
+    if unknown:
+        allowed = [name for name, p in takes.items() if p.default is not inspect.Parameter.empty]
+        raise ConfigError(f"estimator {estimator!r} takes no option {', '.join(map(repr, unknown))}; its options "
+                          f"are {', '.join(allowed)}")
+    if "num_samples" in COUNTS[estimator]:
+        num_samples = options.get("num_samples", takes["num_samples"].default)
+        check_positive("num_samples", num_samples, integer=True)
+        rows = data.shape[0] if hasattr(data, "shape") and len(data.shape) else 1
+        check_block_memory(num_samples, min(options.get("batch_size", takes["batch_size"].default), rows),
+                           _device(model))
     return ESTIMATORS[estimator](model, guide, data, **options)
+
+
+def check_block_memory(num_samples, batch, device):
+    """Refuse a (num_samples x batch) block of log-weights (kept whole for PSIS) larger than the memory."""
+    check_memory(num_samples * batch * 12, device,  # float32 log-weights and their float64 copy for PSIS
+                 f"--num-samples {num_samples} with batches of {batch} datapoints (num_samples, batch_size) "
+                 "of log-weights per batch", "lower --batch-size or --num-samples", share=0.5)
+
+
+def _device(model):
+    parameter = next(iter(model.parameters()), None)
+    return "cpu" if parameter is None else parameter.device

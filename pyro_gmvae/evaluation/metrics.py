@@ -8,6 +8,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
 from ..defaults import COLLAPSE_THRESHOLD
+from ..errors import DataError
 
 
 def _as_numpy(a):
@@ -16,9 +17,21 @@ def _as_numpy(a):
     return np.asarray(a).reshape(-1)
 
 
+def _pair(labels, clusters, what):
+    """``labels`` and ``clusters`` as flat arrays of one length, at least one each, or a :class:`DataError`
+    naming the lengths."""
+    labels, clusters = _as_numpy(labels), _as_numpy(clusters)
+    if labels.size != clusters.size:
+        raise DataError(f"{what} got {labels.size} labels but {clusters.size} clusters; pass one cluster per "
+                        "labelled datapoint")
+    if labels.size == 0:
+        raise DataError(f"{what} got no datapoints (0 labels and 0 clusters); pass at least one")
+    return labels, clusters
+
+
 def hungarian_accuracy(labels, clusters):
     """Share of points whose cluster maps to their label under the best one-to-one map."""
-    labels, clusters = _as_numpy(labels), _as_numpy(clusters)
+    labels, clusters = _pair(labels, clusters, "hungarian_accuracy")
     table = contingency_matrix(clusters, labels)
     rows, cols = linear_sum_assignment(table, maximize=True)
     return float(table[rows, cols].sum() / labels.size)
@@ -29,7 +42,7 @@ def many_to_one_accuracy(labels, clusters):
 
     The GMVAE code labels each cluster by its single most confident example instead; the majority
     rule is the common choice and never scores lower on the same clustering."""
-    labels, clusters = _as_numpy(labels), _as_numpy(clusters)
+    labels, clusters = _pair(labels, clusters, "many_to_one_accuracy")
     table = contingency_matrix(clusters, labels)
     return float(table.max(axis=1).sum() / labels.size)
 
@@ -46,7 +59,7 @@ def most_confident_accuracy(labels, responsibilities):
 
 def clustering_scores(labels, clusters):
     """``{"acc", "acc_many_to_one", "nmi", "ari"}`` of predicted ``clusters`` against ``labels``."""
-    labels, clusters = _as_numpy(labels), _as_numpy(clusters)
+    labels, clusters = _pair(labels, clusters, "clustering_scores")
     return {
         "acc": hungarian_accuracy(labels, clusters),
         "acc_many_to_one": many_to_one_accuracy(labels, clusters),

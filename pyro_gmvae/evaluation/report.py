@@ -20,9 +20,10 @@ from ..data.datasets import check_num_features
 from ..errors import ConfigError, check_positive
 from ..models.decoders import is_normalised
 from ..runs import (check_writable, checkpoint_source, data_fingerprint, describe_fingerprint, finite_or_none,
-                    load_run, load_run_data, memory_bytes, same_data, saved_fingerprint, write_json)
+                    load_run, load_run_data, same_data, saved_fingerprint, write_json)
+from .ais import ais_cost, check_ais_memory
 from .ais import bdmc as run_bdmc
-from .estimators import COUNTS, check_estimator, default_count, estimate_log_likelihood
+from .estimators import COUNTS, check_block_memory, check_estimator, default_count, estimate_log_likelihood
 from .marginal import KHAT_THRESHOLD, elbo_per_datapoint, reliability_note
 from .metrics import active_clusters, cluster_information, clustering_scores, most_confident_accuracy, used_clusters
 from .responsibilities import cluster_marginals
@@ -61,7 +62,7 @@ def _counts(estimator, given, bdmc=None):
 
 @torch.no_grad()
 def evaluate_run(run_dir, num_samples=None, split=None, device="cpu", batch_size=500, *, seed=0, progress=False,
-                 estimator="is", num_steps=None, num_chains=None, bdmc=None, save=True):
+                 estimator="is", num_steps=None, num_chains=None, bdmc=None, save=True, log=None):
     """Evaluate the checkpoint in ``run_dir`` on its data set; returns the dict written to ``eval.json``.
 
     ``estimator`` names the estimator of ``log p(x)`` (:data:`~pyro_gmvae.evaluation.estimators.ESTIMATORS`:
@@ -84,8 +85,11 @@ def evaluate_run(run_dir, num_samples=None, split=None, device="cpu", batch_size
 
     Everything that could stop it is checked before the computation: the estimator and its counts, the
     folder must be writable and one batch of log-weights must fit in memory. Data that differ from those the
-    run was trained on (same split) give a ``RuntimeWarning``; ``progress`` shows a bar over the batches. With
-    ``save=False`` nothing is written (and the folder need not be writable).
+    run was trained on (same split) give a ``RuntimeWarning``; ``progress=True`` shows a bar over the batches
+    (over the HMC transitions for AIS and BDMC), a callable ``progress`` gets a line per tenth of AIS's and
+    BDMC's transitions (a log, where no bar can be drawn); ``log`` (e.g. ``print``) gets the work of AIS and
+    BDMC, counted, before they start. With ``save=False`` nothing is written (and the folder need not be
+    writable).
     """
     check_estimator(estimator)
     check_positive("batch_size", batch_size, integer=True)
@@ -100,7 +104,12 @@ def evaluate_run(run_dir, num_samples=None, split=None, device="cpu", batch_size
     data = load_run_data(run_dir, split, device)
     check_num_features(data.data_dim, model_config.data_dim, "evaluate on the data set the run was trained on")
     if "num_samples" in COUNTS[estimator]:
-        _check_block_memory(counts["num_samples"], min(batch_size, data.num_datapoints), device)
+        check_block_memory(counts["num_samples"], min(batch_size, data.num_datapoints), device)
+    else:
+        check_ais_memory(model, guide, data.x, counts["num_steps"], counts["num_chains"], batch_size=batch_size)
+    if bdmc is not None:  # before any estimator runs, so that no work is lost to a refusal
+        check_ais_memory(model, guide, data.x, counts["num_steps"], counts["num_chains"],
+                         batch_size=min(batch_size, 100), simulated=bdmc)
     if split is None or split == (data_spec.get("split") or "all"):
         _warn_if_other_data(run_dir, data)
     if train_config.binarize is not None:  # scored on the static draw, the binary images of every run
@@ -108,8 +117,10 @@ def evaluate_run(run_dir, num_samples=None, split=None, device="cpu", batch_size
         data = dataclasses.replace(data, x=binarize_static(data.x))
     pyro.set_rng_seed(seed)
     own = {k: v for k, v in counts.items() if k in COUNTS[estimator]}
-    estimate = estimate_log_likelihood(model, guide, data.x, estimator, batch_size=batch_size, progress=progress,
-                                       **own)
+    if log is not None and estimator == "ais":
+        log(_ais_work("AIS", data.num_datapoints, counts))
+    estimate = estimate_log_likelihood(model, guide, data.x, estimator, batch_size=batch_size,
+                                       progress=progress if estimator == "ais" else progress is True, **own)
     result = {"estimator": estimator, **estimate.summary()}
     if "khat_share_above_0_7" in result:
         share = result["khat_share_above_0_7"]
@@ -118,6 +129,8 @@ def evaluate_run(run_dir, num_samples=None, split=None, device="cpu", batch_size
         result["elbo"] = float(elbo_per_datapoint(model, guide, data.x, ELBO_SAMPLES, batch_size).double().mean())
         result["elbo_num_samples"] = ELBO_SAMPLES
     if bdmc is not None:
+        if log is not None:
+            log(_ais_work("BDMC", bdmc, counts, directions=2))
         bounds = run_bdmc(model, guide, bdmc, data.x, counts["num_steps"], counts["num_chains"],
                           batch_size=min(batch_size, 100), progress=progress).summary()
         result.update({f"bdmc_{k}": v for k, v in bounds.items()})
@@ -142,6 +155,17 @@ def evaluate_run(run_dir, num_samples=None, split=None, device="cpu", batch_size
     if save:
         write_json(Path(run_dir) / EVAL, result)
     return result
+
+
+def _ais_work(name, num_datapoints, counts, directions=1):
+    """The line said before AIS or BDMC starts: the work, counted in gradient evaluations."""
+    steps, chains = counts["num_steps"], counts["num_chains"]
+    defaults = {k: default_count("ais", k) for k in ("num_leapfrog", "num_adapt_chains")}  # what evaluate runs
+    total = ais_cost(num_datapoints, steps, chains, directions=directions, **defaults)
+    way = " in each direction" if directions == 2 else ""
+    return (f"{name}: {num_datapoints:,} datapoints x ({chains:,} chain{'s' * (chains != 1)}{way} + a pilot of "
+            f"{defaults['num_adapt_chains']}) x {steps:,} steps x {defaults['num_leapfrog']} leapfrog steps = "
+            f"{total:.3g} gradient evaluations")
 
 
 def estimate_notes(result):
@@ -232,16 +256,6 @@ def _refined_note(result):
     return (f"k-hat > {KHAT_THRESHOLD} for {share:.0%} of the datapoints (max {result.get('khat_max'):.2f}) even "
             "with the proposal fitted to each datapoint: their weights are heavy-tailed and their estimates may be "
             f"low; raise --num-samples (now {result.get('num_samples')}) or cross-check with --estimator ais")
-
-
-def _check_block_memory(num_samples, batch, device):
-    """Refuse a (num_samples x batch) block of log-weights (kept whole for PSIS) larger than the memory."""
-    need = num_samples * batch * 12  # float32 log-weights and their float64 copy for PSIS
-    have = memory_bytes(device)
-    if have is not None and need > have // 2:
-        raise ConfigError(f"--num-samples {num_samples} with batches of {batch} datapoints needs about "
-                          f"{need / 2 ** 30:.1f} GiB of log-weights per batch but {device} has "
-                          f"{have / 2 ** 30:.1f} GiB; lower --batch-size or --num-samples")
 
 
 def _warn_if_other_data(run_dir, data):

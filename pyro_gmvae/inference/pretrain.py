@@ -36,9 +36,10 @@ import warnings
 import numpy as np
 import torch
 from pyro import poutine
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
-from ..errors import ConfigError, TrainingError
+from ..errors import ConfigError, DataError, TrainingError
 from ..models.priors import inverse_softplus
 from ..registry import INIT_STRATEGIES, PRETRAIN_RECIPES
 from ..sites import CLUSTER, LATENT
@@ -63,6 +64,10 @@ PRETRAIN_RECIPES.builtin("denoise", (_likelihood_loss, True))
 PRETRAIN_RECIPES.builtin("mse", (_mse_loss, False))
 
 
+#: Data beyond this in absolute value are named as the likely cause of a non-finite pretraining loss.
+LARGE_DATA = 1e6
+
+
 def pretrain_autoencoder(model, guide, x, *, epochs, batch_size, lr, seed, recipe="likelihood",
                          noise=MASK_NOISE, progress=False, on_epoch_end=None):
     """Train the guide's ``z`` mean and the decoder as an autoencoder; returns the loss per epoch
@@ -83,8 +88,12 @@ def pretrain_autoencoder(model, guide, x, *, epochs, batch_size, lr, seed, recip
             inputs = xb * keep
         return loss_fn(model, guide.site_dists(inputs)[LATENT].mean, xb)
 
+    top = float(x.abs().max()) if x.numel() else 0.0
+    fix = "lower --pretrain-lr" if top <= LARGE_DATA else (f"the data reach {top:.3g}: standardise them (each "
+                                                           "feature to mean 0 and standard deviation 1), or rescale "
+                                                           "them; else lower --pretrain-lr")
     return _minibatch_epochs(batch_loss, params, x.shape[0], x.device, epochs=epochs, batch_size=batch_size, lr=lr,
-                             seed=seed, desc="pretraining", fix="lower --pretrain-lr", progress=progress,
+                             seed=seed, desc="pretraining", fix=fix, progress=progress,
                              on_epoch_end=on_epoch_end)
 
 
@@ -129,7 +138,9 @@ def _gmm_start(codes, k, seed, n_init=10, tries=4):
         try:
             gmm = GaussianMixture(k, covariance_type="diag", reg_covar=reg, n_init=n_init,
                                   random_state=seed + attempt, max_iter=200)
-            gmm.fit(codes)
+            with warnings.catch_warnings():  # the report says whether it converged; a failure is said below
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                gmm.fit(codes)
             ok = np.all(np.isfinite(gmm.means_)) and np.all(gmm.covariances_ > 0) \
                 and np.min(gmm.weights_) > 1e-4
             if ok:
@@ -140,6 +151,11 @@ def _gmm_start(codes, k, seed, n_init=10, tries=4):
         except (ValueError, np.linalg.LinAlgError) as e:
             last_error = str(e)
         reg *= 10
+    distinct = np.unique(codes.round(6), axis=0).shape[0]
+    if distinct < k:  # the encoder maps the data onto fewer points than there are clusters
+        raise TrainingError(f"the Gaussian mixture initialisation failed: the encoder maps the data onto {distinct} "
+                            f"distinct code(s), fewer than the {k} clusters; check that the data vary (near-constant "
+                            "or duplicated rows?), pretrain longer, or use fewer clusters")
     raise TrainingError(f"the Gaussian mixture initialisation failed {tries} times ({last_error}); "
                         "pretrain longer or use fewer clusters")
 
@@ -167,6 +183,25 @@ def _full_moments(codes, labels, k):
 
 #: UMAP's neighbourhood size in the umap starts (N2D's for MNIST); ``umap_neighbors`` / ``--umap-neighbors``
 UMAP_NEIGHBORS = 20
+#: The fewest datapoints each built-in start fits: a Gaussian mixture needs two, UMAP two neighbours each.
+MIN_DATAPOINTS = {"gmm": 2, "umap": 3, "umap-inputs": 3}
+
+
+def check_start_data(strategy, x):
+    """Refuse, before any work, data that a built-in start cannot be fitted to: too few datapoints
+    (:data:`MIN_DATAPOINTS`), or constant data, which hold no clusters to start from. ``x``: the data
+    ``(N, D)``, or their number of rows."""
+    if strategy not in MIN_DATAPOINTS:
+        return
+    n = x if isinstance(x, int) else x.shape[0]
+    if n < MIN_DATAPOINTS[strategy]:
+        why = "UMAP's neighbourhoods" if strategy != "gmm" else "a Gaussian mixture"
+        fix = "pass --init gmm, or more data" if strategy != "gmm" else "pass more data"
+        raise DataError(f"init {strategy!r} (--init {strategy}) needs at least {MIN_DATAPOINTS[strategy]} datapoints "
+                        f"for {why}, got {n}; {fix}, or --pretrain-epochs 0 (no start)")
+    if not isinstance(x, int) and bool((x == x[:1]).all()):
+        raise DataError(f"the data are constant (all {n} rows are equal), so there are no clusters to start from "
+                        f"(--init {strategy}); pass data whose rows differ")
 
 
 def _umap_labels(points, k, seed, n_components=10, n_neighbors=UMAP_NEIGHBORS, n_init=5, n_epochs=None):
@@ -178,6 +213,7 @@ def _umap_labels(points, k, seed, n_components=10, n_neighbors=UMAP_NEIGHBORS, n
         raise ConfigError("--init umap needs the umap-learn package; pip install umap-learn, or use --init gmm") \
             from None
     n = points.shape[0]
+    check_start_data("umap", n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # umap warns that random_state disables its parallelism
         embedding = umap.UMAP(n_components=min(n_components, n - 2), n_neighbors=min(n_neighbors, n - 1),

@@ -154,4 +154,10 @@ def read_metrics(run_dir, max_epoch=None):
 def rewrite_metrics(run_dir, rows):
     """Rewrite ``metrics.jsonl`` atomically, one strict JSON row per epoch (a NaN score becomes null)."""
     text = "".join(json.dumps(finite_or_none(r), allow_nan=False) + "\n" for r in rows)
-    atomic_write_bytes(Path(run_dir) / METRICS, lambda f: f.write(text.encode()))
+    path = Path(run_dir) / METRICS
+    try:
+        if path.is_file() and path.read_bytes() == text.encode():  # a resume leaves an intact file as it is
+            return
+    except OSError:
+        pass
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))

@@ -160,8 +160,12 @@ class RunFolder:
             except FileExistsError:
                 self._check_owner()  # raises while a live process holds it; removes a stale one
                 continue
-            with os.fdopen(fd, "w") as f:
-                f.write(record)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(record)
+            except BaseException:  # a full disk: no empty lock is left behind (nor the folders made for it)
+                os.unlink(self.lock)
+                raise
             self._record = record
             return
         raise ConfigError(f"{self.lock} keeps coming back; another process is claiming {self.target}: wait for "

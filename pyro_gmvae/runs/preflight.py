@@ -1,14 +1,16 @@
 """Checks before a run is built, resumed or loaded: the device, the memory the model needs, the checkpoint's
 state and shapes, the settings a resume may change, and the free-bits site and objective."""
 
-import os
+import dataclasses
 
 import torch
 
-from ..errors import CheckpointError, ConfigError, DeviceError, check_choice
+from ..config import TrainConfig
+from ..errors import CheckpointError, ConfigError, DataError, DeviceError, check_choice
 from ..inference import FreeBitsMessenger
 from ..inference.cluster_inference import make_cluster_inference
 from ..inference.local_params import LocalParams
+from ..memory import check_memory, memory_bytes  # noqa: F401  (memory_bytes: runs' public name)
 from ..models import build
 from .checkpoint import read_config
 
@@ -47,25 +49,10 @@ def check_training_state(state, run_dir):
                               "checkpoint.pt that pyro-gmvae wrote, or start over with --overwrite")
 
 
-def memory_bytes(device):
-    if torch.device(device).type == "cuda":
-        return torch.cuda.get_device_properties(torch.device(device)).total_memory
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def check_model_size(model_config, device="cpu"):
+def check_model_size(model_config, device="cpu", *, run_dir=None):
     """Raise :class:`ConfigError` when training the model would need more memory than the device has:
-    its parameters, their gradients and Adam's two moments, counted on the meta device (nothing allocated)."""
+    its parameters, their gradients and Adam's two moments, counted on the meta device (nothing allocated).
+    With ``run_dir``, the model of that run is about to be loaded: its parameters and the checkpoint's copy."""
     try:
         with torch.device("meta"):
             model, guide = build(model_config)
@@ -74,12 +61,44 @@ def check_model_size(model_config, device="cpu"):
     except Exception:  # a component that cannot be built on the meta device: no estimate
         return
     num = sum(p.numel() for module in (model, guide) for p in module.parameters())
-    need = num * 4 * torch.finfo(torch.get_default_dtype()).bits // 8
-    have = memory_bytes(device)
-    if have is not None and need > have:
-        raise ConfigError(f"the model has {num:,} parameters: training needs about {need / 2 ** 30:.1f} GiB "
-                          f"(parameters, gradients and Adam's moments) but {device} has {have / 2 ** 30:.1f} GiB; "
-                          "lower --latent-dim, --num-clusters or the network size")
+    itemsize = torch.finfo(torch.get_default_dtype()).bits // 8
+    if run_dir is None:
+        check_memory(num * 4 * itemsize, device, f"the model has {num:,} parameters: training", "it holds them, "
+                     "their gradients and Adam's two moments; lower --latent-dim, --num-clusters or the network size")
+    else:
+        check_memory(num * 2 * itemsize, device, f"the model in {run_dir}/config.json (latent_dim "
+                     f"{model_config.latent_dim}, num_clusters {model_config.num_clusters}) has {num:,} parameters: "
+                     "loading it", "restore the config.json that came with the run, or use a device with more memory")
+
+
+def check_data_scale(dataset, train_config):
+    """Refuse data so large that a batch's squared errors overflow float32 (above about 3.4e38): the loss is
+    infinite from the first step, whatever the learning rate; the data's scale is the cause."""
+    top = float(dataset.x.abs().max())
+    batch = min(train_config.batch_size, dataset.num_datapoints)
+    limit = (torch.finfo(torch.float32).max / (dataset.data_dim * batch)) ** 0.5
+    if top > limit:
+        raise DataError(f"the data reach {top:.3g} in absolute value: their squared errors, summed over a batch of "
+                        f"{batch} datapoints x {dataset.data_dim} features, overflow float32 (above "
+                        f"{limit:.3g} per value); standardise the data (each feature to mean 0 and standard deviation "
+                        "1) or rescale them")
+
+
+#: Training settings that only one cluster inference reads: name -> that inference.
+INFERENCE_SETTINGS = {"temperature_start": "relaxed", "temperature_end": "relaxed", "temperature_decay": "relaxed"}
+
+
+def check_settings_apply(model_config, train_config):
+    """Refuse a setting changed from its default that the configuration would ignore (a temperature without the
+    relaxed cluster inference), as a flag of another model is refused."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for name, inference in INFERENCE_SETTINGS.items():
+        value = getattr(train_config, name)
+        if value != defaults[name] and model_config.cluster_inference != inference:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{name}={value!r} ({flag}) applies to the {inference} cluster inference only, but "
+                              f"this run's is {model_config.cluster_inference!r}, which would ignore it; drop it, "
+                              f"or pass cluster_inference={inference!r} (--cluster-inference {inference})")
 
 
 def check_compatible(state, model, guide, run_dir):

@@ -14,19 +14,48 @@ from pathlib import Path
 from ..errors import ConfigError, StorageError
 
 
-def storage_error(error, path):
-    """A :class:`StorageError` for the ``OSError`` met while writing ``path``: what happened, and the fix."""
+def storage_error(error, path, state=None):
+    """A :class:`StorageError` for the ``OSError`` met while writing ``path``: what happened, and the fix.
+    ``state`` says what the error left (e.g. ``the run is unchanged at epoch 3``); the error keeps ``error`` and
+    ``path`` as ``.cause`` and ``.path``, so that a caller that knows more can say it."""
     reason = error.strerror or str(error)
+    kept = state or "what was written before is intact"
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        fix = ("free some space on that disk and run the command again; what was written before is intact "
-               "(pyro-gmvae train --resume continues a run from its last checkpoint)")
-    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        fix = "make the folder writable, or choose another folder"
-    elif error.errno in (errno.ENOTDIR, errno.EEXIST):
-        fix = "a part of the path is a file; pass a path whose folders are folders"
+        what = "disk quota exceeded" if error.errno == errno.EDQUOT else "No space left on device"
+        message = (f"{what} ({mount_point(path)}) while writing {path}; {kept}; free some space on that disk and "
+                   "run the command again" + ("" if state else " (pyro-gmvae train --resume continues a run from its "
+                                                                "last checkpoint)"))
     else:
-        fix = "check the path and the disk, and run the command again"
-    return StorageError(f"cannot write {path}: {reason}; {fix}")
+        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            fix = "make the folder writable, or choose another folder"
+        elif error.errno in (errno.ENOTDIR, errno.EEXIST):
+            fix = "a part of the path is a file; pass a path whose folders are folders"
+        else:
+            fix = "check the path and the disk, and run the command again"
+        message = f"cannot write {path}: {reason}; " + (f"{state}; " if state else "") + fix
+    storage = StorageError(message)
+    storage.cause, storage.path = error, path
+    return storage
+
+
+def mount_point(path):
+    """The folder on which the file system holding ``path`` is mounted (``path`` need not exist)."""
+    part = Path(os.path.abspath(path))
+    while part != part.parent and not os.path.ismount(part):
+        part = part.parent
+    return part
+
+
+def _os_error(error):
+    """The ``OSError`` behind ``error``: itself, or the one a library met first and then hid behind its own
+    (torch.save's ``RuntimeError: ... unexpected pos`` after the write that filled the disk)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _umask():
@@ -74,8 +103,9 @@ def atomic_write_bytes(path, write):
     except BaseException as e:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(e, OSError) and not isinstance(e, StorageError):
-            raise storage_error(e, path) from None
+        cause = _os_error(e) if isinstance(e, Exception) else None
+        if cause is not None and not isinstance(cause, StorageError):
+            raise storage_error(cause, path) from None
         raise
 
 

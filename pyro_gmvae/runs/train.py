@@ -6,8 +6,9 @@ import pyro
 
 from ..config import ModelConfig, TrainConfig
 from ..data import Dataset
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, StorageError
 from ..inference.distributed import check_plan
+from ..inference.pretrain import check_start_data
 from ..inference.training import Trainer, check_world_size
 from ..models import MODELS, build
 from ..plugins import trusted_plugins
@@ -15,9 +16,9 @@ from .checkpoint import CHECKPOINT, CONFIG, config_record, load_checkpoint, PRET
     rewrite_metrics, save_checkpoint, save_pretrained
 from .data import check_data_fingerprint, data_fingerprint
 from .folder import RunFolder, check_not_in_use, clear_run_dir, prepare_run_dir, remove_stale_temporaries
-from .preflight import check_compatible, check_device, check_free_bits_objective, \
-    check_free_bits_site, check_model_size, check_resume_config, check_training_state
-from .storage import write_json
+from .preflight import check_compatible, check_data_scale, check_device, check_free_bits_objective, \
+    check_free_bits_site, check_model_size, check_resume_config, check_settings_apply, check_training_state
+from .storage import storage_error, write_json
 
 
 def train_run(model_config, train_config, dataset, out, *, data_spec=None, resume=False, overwrite=False,
@@ -41,6 +42,7 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
         raise DataError(f"train_run takes a Dataset, got {type(dataset).__name__}; wrap tensors with "
                         "pyro_gmvae.from_tensor(x)")
     check_device(train_config.device)
+    check_settings_apply(model_config, train_config)
     prepare_run_dir(out, resume=resume, overwrite=overwrite)
     restart = resume and not (out / CHECKPOINT).exists()
     if resume:
@@ -52,6 +54,10 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     trainer = Trainer(model, guide, train_config, pretrain_epochs=MODELS[model_config.model].pretrain_epochs,
                       progress=progress, phases=phases)
     trainer.check_data(dataset)  # NaN/Inf, range for Bernoulli, feature size, enough datapoints
+    starts = hasattr(getattr(model, "prior", None), "init_from_gmm")  # a pretraining ends with a start
+    if not resume and pretrained is None and trainer.pretrain_epochs and starts:
+        check_start_data(train_config.init, dataset.x)  # before pretraining, not after it
+    check_data_scale(dataset, train_config)
     check_free_bits_site(model, guide, train_config)
     check_free_bits_objective(model, guide, train_config, dataset.x.cpu())
     state = None
@@ -80,10 +86,23 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     trainer.world.barrier()  # every rank has checked the folder before rank 0 writes into it
     if not trainer.world.is_main:
         return _follow_run(trainer, dataset, state=state, pre_state=pre_state, pretrained=pretrained)
-    with RunFolder(out, resume=resume, overwrite=overwrite, log=log) as folder:
-        return _write_run(folder, model_config, train_config, dataset, trainer=trainer, model=model, guide=guide,
-                          state=state, restart=restart, overwrite=overwrite, pre_state=pre_state,
-                          pretrained=pretrained, data_spec=data_spec, log=log)
+    saved = {"epoch": None if state is None else state["epoch"]}  # the checkpoint on disk, for a full disk's line
+    try:
+        with RunFolder(out, resume=resume, overwrite=overwrite, log=log) as folder:
+            return _write_run(folder, model_config, train_config, dataset, trainer=trainer, model=model,
+                              guide=guide, state=state, restart=restart, overwrite=overwrite, pre_state=pre_state,
+                              pretrained=pretrained, data_spec=data_spec, log=log, saved=saved)
+    except StorageError as e:
+        cause = getattr(e, "cause", None)
+        if cause is None:
+            raise
+        if saved["epoch"] is None:
+            left = "the new run was not kept" + (f" (the run in {out} is unchanged)" if overwrite else "")
+        elif state is not None and saved["epoch"] == state["epoch"]:
+            left = f"the run is unchanged at epoch {saved['epoch']}"
+        else:
+            left = f"the run is saved at epoch {saved['epoch']} (pyro-gmvae train --resume {out} continues it)"
+        raise storage_error(cause, e.path, left) from None
 
 
 def _silent(message):
@@ -91,9 +110,11 @@ def _silent(message):
 
 
 def _write_run(folder, model_config, train_config, dataset, *, trainer, model, guide, state, restart, overwrite,
-               pre_state, pretrained, data_spec, log):
-    """The writing half of :func:`train_run`, as the owner of the folder (see :class:`RunFolder`)."""
+               pre_state, pretrained, data_spec, log, saved):
+    """The writing half of :func:`train_run`, as the owner of the folder (see :class:`RunFolder`);
+    ``saved["epoch"]`` follows the checkpoint on disk."""
     out = folder.start()
+    new_config = None
     if state is not None:
         remove_stale_temporaries(out)
         trainer.load_state_dict(state)
@@ -103,8 +124,8 @@ def _write_run(folder, model_config, train_config, dataset, *, trainer, model, g
         history = [row for row in history if row.get("epoch", 0) <= trainer.epoch]
         rewrite_metrics(out, history)
         _, saved_train, saved_data = read_config(out)
-        if saved_train != train_config:  # new --epochs or --device: config.json tells what the run is now
-            write_json(out / CONFIG, config_record(model_config, train_config, saved_data))
+        if saved_train != train_config:  # new --epochs or --device: written with the checkpoint it describes
+            new_config = config_record(model_config, train_config, saved_data)
         log(f"resuming {out} at epoch {trainer.epoch} of {train_config.epochs}")
     else:
         history = []
@@ -119,15 +140,25 @@ def _write_run(folder, model_config, train_config, dataset, *, trainer, model, g
         elif pre_state is not None:
             save_pretrained(out, pre_state)
         save_checkpoint(out, {**trainer.state_dict(), "metrics": history})
+        if folder.staging is None:  # else the old run stays until the first epoch's checkpoint
+            saved["epoch"] = 0
 
     def on_epoch_end(tr, row):
-        nonlocal out
+        nonlocal out, new_config
         history.append(row)
         save_checkpoint(out, {**tr.state_dict(), "metrics": history})
+        if folder.staging is None:
+            saved["epoch"] = tr.epoch
+        if new_config is not None:  # only now: a config.json ahead of its checkpoint would contradict it
+            write_json(out / CONFIG, new_config)
+            new_config = None
         rewrite_metrics(out, history)
         out = folder.checkpointed()  # the first good checkpoint: an overwritten run is replaced now
+        saved["epoch"] = tr.epoch
 
     trainer.fit(dataset, on_epoch_end=on_epoch_end)
+    if new_config is not None:  # no epoch was left to train (a new --device only): the checkpoint stands as it is
+        write_json(out / CONFIG, new_config)
     folder.checkpointed()
     return trainer
 
@@ -153,6 +184,7 @@ def load_run(run_dir, device="cpu", *, trust_plugins=False):
     with trusted_plugins(trust_plugins):
         model_config, train_config, data_spec = read_config(run_dir)
     check_device(device)
+    check_model_size(model_config, device, run_dir=run_dir)  # an edited config.json may ask for terabytes
     state = load_checkpoint(run_dir)
     model, guide = build(model_config)
     check_compatible(state, model, guide, run_dir)
