@@ -139,9 +139,10 @@ def _check_train_flags_apply(args, model_config, train_config):
     if given and (args.pretrained is not None or not pretrain_epochs):
         why = (f"--pretrained {args.pretrained} takes its weights instead of pretraining" if args.pretrained
                is not None else "this run does not pretrain (--pretrain-epochs 0)")
-        flags, (verb, it) = _flags(given), (("sets", "it") if len(given) == 1 else ("set", "them"))
-        raise ConfigError(f"{flags} {verb} the pretraining and its start, but {why}, so {it} would be ignored; drop "
-                          f"{it}" + ("" if args.pretrained is not None else ", or pass --pretrain-epochs N"))
+        flags = _flags(given)
+        verb, subject, obj = ("sets", "it", "it") if len(given) == 1 else ("set", "they", "them")
+        raise ConfigError(f"{flags} {verb} the pretraining and its start, but {why}, so {subject} would be ignored; "
+                          f"drop {obj}" + ("" if args.pretrained is not None else ", or pass --pretrain-epochs N"))
     given = [k for k in ("free_bits_site", "free_bits_group") if getattr(args, k, None) is not None]
     if given and train_config.free_bits <= 0:
         flags, (verb, it) = _flags(given), (("shapes", "it") if len(given) == 1 else ("shape", "them"))
