@@ -13,7 +13,7 @@ own ``get_nll`` with as many samples. pythae is a peer, installed in a separate 
 
 import argparse
 import json
-import math
+import tempfile
 import time
 from pathlib import Path
 
@@ -138,8 +138,8 @@ def main():
         out.write_text(json.dumps({"rows": rows, "command": " ".join(__import__("sys").argv)}, indent=1))
         print(rows[-1], flush=True)
     for kind in args.pythae:
-        rows.append({**common, **pythae_vae(train, test, args.epochs, args.num_samples, args.seed,
-                                            out.parent / "pythae-tmp")})
+        with tempfile.TemporaryDirectory() as tmp:  # pythae saves its model: not into the results
+            rows.append({**common, **pythae_vae(train, test, args.epochs, args.num_samples, args.seed, tmp)})
         out.write_text(json.dumps({"rows": rows, "command": " ".join(__import__("sys").argv)}, indent=1))
         print(rows[-1], flush=True)
 
