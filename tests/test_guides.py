@@ -26,6 +26,7 @@ LISTED = [
     "09-distributed-training.md",
     "10-cluster-inference.md",
     "11-choosing-k.md",
+    "12-likelihood-grade-training.md",
 ]
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 
