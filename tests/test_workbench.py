@@ -66,3 +66,11 @@ def test_the_estimator_takes_the_new_settings(tmp_path):
     assert np.isfinite(iwae.history_[-1]["elbo"])
     clone = GMVAEClusterer.load(est.save(tmp_path / "saved"))
     assert clone.model_.prior.guide() is clone.guide_
+
+
+def test_an_encoder_coupled_prior_trains_data_parallel(tmp_path):
+    run = tmp_path / "ddp"
+    assert main(["train", *TINY, "--likelihood", "normal", "--prior", "vamp", "--num-pseudo-inputs", "4",
+                 "--devices", "2", "--threads", "1", "--out", str(run)]) == 0
+    model, guide, *_ = load_run(run)
+    assert model.prior.guide() is guide and model.prior.num_clusters == 4
