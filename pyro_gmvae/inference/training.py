@@ -402,7 +402,9 @@ class Trainer:
 
     def _evaluate(self, data):
         out = {}
-        if not self.model.cluster_sites:
+        # no clusters, or components that are not clusters (the VampPrior's 500 pseudo-inputs: scoring them on every
+        # epoch would cost half the epoch); evaluate computes them on demand
+        if not self.model.cluster_sites or not getattr(self.model.prior, "components_are_clusters", True):
             return out
         marginals = cluster_marginals(self.model, self.guide, data.x)
         for site, resp in marginals.items():
