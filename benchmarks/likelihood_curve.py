@@ -46,10 +46,12 @@ def main():
         if stage in done:
             continue
         t0 = time.time()
-        flags = ["--preset", args.preset, "--data-dir", args.data_dir, "--epochs", str(stage), "--threads", "1",
-                 "--no-progress", *args.extra]
-        cmd = [sys.executable, "-m", "pyro_gmvae", "train", *(["--resume", str(run)] if (run / "checkpoint.pt").exists()
-                                                               else ["--out", str(run)]), *flags]
+        common = ["--epochs", str(stage), "--threads", "1", "--no-progress"]
+        if (run / "checkpoint.pt").exists():  # a resumed run keeps its settings: only --epochs changes
+            cmd = [sys.executable, "-m", "pyro_gmvae", "train", "--resume", str(run), *common]
+        else:
+            cmd = [sys.executable, "-m", "pyro_gmvae", "train", "--out", str(run), "--preset", args.preset,
+                   "--data-dir", args.data_dir, *common, *args.extra]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         train_wall = time.time() - t0
         model, guide, _, _, _ = load_run(run)
