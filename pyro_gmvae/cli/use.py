@@ -11,7 +11,6 @@ import numpy as np
 
 from ..data import from_tensor, load_file_arrays
 from ..errors import ConfigError, DataError, check_positive
-from ..estimator import GMVAEClusterer
 from ..evaluation.report import estimate_notes, evaluate_run
 from ..plots import plot_run, sample_grid
 from ..runs import (CHECKPOINT, CONFIG, LOCK, METRICS, PRETRAINED, STAGING, atomic_write_bytes, check_writable,
@@ -61,6 +60,8 @@ def cmd_predict(args):
     x = from_tensor(x, likelihood="normal").x  # the checks of the data (shape, finite, float32 range)
     out = run / "labels.csv" if args.out is None else Path(args.out)
     _check_out(out, run, data_path, overwrite=args.overwrite)  # before any work
+    from ..estimator import GMVAEClusterer  # scikit-learn: imported by the command that uses it
+
     estimator = GMVAEClusterer.load(run, device=args.device)
     if not estimator.model_.cluster_sites:
         raise ConfigError(f"the run in {run} has no clusters (model {estimator.model_config_.model!r}), so there is "

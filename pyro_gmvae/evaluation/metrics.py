@@ -3,11 +3,11 @@ accuracy (for more clusters than classes), NMI and ARI (scikit-learn)."""
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
-from sklearn.metrics.cluster import contingency_matrix
 
 from ..defaults import COLLAPSE_THRESHOLD
+
+# scikit-learn and scipy.optimize are imported where they are used: together they cost over a second at
+# import, which every ``pyro-gmvae --help`` would pay (tests/test_startup.py)
 
 
 def _as_numpy(a):
@@ -18,6 +18,9 @@ def _as_numpy(a):
 
 def hungarian_accuracy(labels, clusters):
     """Share of points whose cluster maps to their label under the best one-to-one map."""
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics.cluster import contingency_matrix
+
     labels, clusters = _as_numpy(labels), _as_numpy(clusters)
     table = contingency_matrix(clusters, labels)
     rows, cols = linear_sum_assignment(table, maximize=True)
@@ -29,6 +32,8 @@ def many_to_one_accuracy(labels, clusters):
 
     The GMVAE code labels each cluster by its single most confident example instead; the majority
     rule is the common choice and never scores lower on the same clustering."""
+    from sklearn.metrics.cluster import contingency_matrix
+
     labels, clusters = _as_numpy(labels), _as_numpy(clusters)
     table = contingency_matrix(clusters, labels)
     return float(table.max(axis=1).sum() / labels.size)
@@ -46,6 +51,8 @@ def most_confident_accuracy(labels, responsibilities):
 
 def clustering_scores(labels, clusters):
     """``{"acc", "acc_many_to_one", "nmi", "ari"}`` of predicted ``clusters`` against ``labels``."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
     labels, clusters = _as_numpy(labels), _as_numpy(clusters)
     return {
         "acc": hungarian_accuracy(labels, clusters),

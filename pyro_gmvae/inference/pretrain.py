@@ -36,7 +36,6 @@ import warnings
 import numpy as np
 import torch
 from pyro import poutine
-from sklearn.mixture import GaussianMixture
 
 from ..errors import ConfigError, TrainingError
 from ..models.priors import inverse_softplus
@@ -124,6 +123,8 @@ def _minibatch_epochs(batch_loss, params, n, device, *, epochs, batch_size, lr, 
 def _gmm_start(codes, k, seed, n_init=10, tries=4):
     """The paper's start: a diagonal GMM on the codes; a failed or degenerate fit is retried with a
     10x larger covariance regulariser."""
+    from sklearn.mixture import GaussianMixture  # here: scikit-learn costs a second at import, the CLI's help none
+
     reg, last_error = 1e-6, None
     for attempt in range(tries):
         try:
@@ -182,6 +183,8 @@ def _umap_labels(points, k, seed, n_components=10, n_neighbors=UMAP_NEIGHBORS, n
         warnings.simplefilter("ignore")  # umap warns that random_state disables its parallelism
         embedding = umap.UMAP(n_components=min(n_components, n - 2), n_neighbors=min(n_neighbors, n - 1),
                               min_dist=0.0, random_state=seed, n_epochs=n_epochs).fit_transform(points)
+    from sklearn.mixture import GaussianMixture
+
     gmm = GaussianMixture(k, covariance_type="full", n_init=n_init, random_state=seed, reg_covar=1e-5)
     labels = gmm.fit(embedding).predict(embedding)
     return labels, {"umap_dims": embedding.shape[1], "umap_neighbors": min(n_neighbors, n - 1),
