@@ -177,7 +177,7 @@ def build_parser():
                         "only --epochs and --device may change")
     t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     t.add_argument("--no-progress", action="store_true",
-                   help="no progress bars (the phase lines stay, when stderr is a terminal)")
+                   help="no progress bars (the phase lines stay); bars are drawn only when stderr is a terminal")
     t.add_argument("--devices", type=int, metavar="N",
                    help="train data-parallel in N processes on this machine (DistributedDataParallel started "
                         "with torchrun: N GPUs with --device cuda, N CPU processes otherwise); the results are "

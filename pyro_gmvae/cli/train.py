@@ -237,7 +237,7 @@ def _train(args, out, world=None, *, plan=None, started=None):
         data_spec = data_kw
     trainer = train_run(model_config, train_config, dataset, out, data_spec=data_spec,
                         resume=resume, overwrite=args.overwrite, pretrained=args.pretrained,
-                        progress=not args.no_progress, phases=_phases_shown(args), plan=plan)
+                        progress=_bars_shown(args), phases=_phases_shown(args), plan=plan)
     if plan is not None or (world is not None and not world.is_main):
         return 0
     _next_steps(out, clustered=bool(trainer.model.cluster_sites))
@@ -264,14 +264,21 @@ def _summary(out, trainer, model_config, train_config, seconds):
 
 
 def _phases_shown(args):
-    """The phase lines go to a terminal (--no-progress hides only the bars); a redirected stderr, where an
-    error must stay one line, gets none, nor do the processes other than rank 0."""
-    return sys.stderr.isatty() and not getattr(args, "quiet", False)
+    """The training's phase lines (pretraining, the start, the warm-up, training) go to stderr, a terminal or a
+    log file alike (--no-progress hides only the bars): a log says what a long start (UMAP: minutes) is doing.
+    They begin after every check, so a refused command still says one line. Rank 0 only."""
+    return not getattr(args, "quiet", False)
+
+
+def _bars_shown(args):
+    """The progress bars only on a terminal: redirected to a file, a bar is a stream of carriage returns."""
+    return not args.no_progress and sys.stderr.isatty()
 
 
 def _phase(args, message):
-    """One line per phase of a command on stderr (stdout carries the summary), see :func:`_phases_shown`."""
-    if _phases_shown(args):
+    """A line of the command itself on stderr (stdout carries the summary), before the checks of the run: on a
+    terminal only, so that a refusal redirected to a file stays one line."""
+    if sys.stderr.isatty() and _phases_shown(args):
         print(f"pyro-gmvae: {message}", file=sys.stderr, flush=True)
 
 
