@@ -15,6 +15,8 @@ One module per group: :mod:`.parser` (the flags), :mod:`.train` (``train``), :mo
 import argparse
 import os
 import sys
+import warnings
+from contextlib import contextmanager
 
 import torch
 
@@ -54,6 +56,19 @@ def _refuse(command, error):
     return 2
 
 
+@contextmanager
+def _one_line_warnings(command):
+    """A warning during a command as one line, ``pyro-gmvae CMD: warning: ...``, rather than Python's file, line
+    number and source line (the message says what to do; where it was raised is of no use on the command line)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"pyro-gmvae {command}: warning: {' '.join(str(message).split())}", file=file or sys.stderr,
+              flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def _early_imports(argv):
     """Import the ``--import`` modules before the parser is built, so that its help lists their components."""
     pre = argparse.ArgumentParser(add_help=False)
@@ -75,8 +90,9 @@ def main(argv=None):
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "plot": cmd_plot,
                "predict": cmd_predict}[args.command]
     try:
-        _setup(args)
-        return command(args)
+        with _one_line_warnings(args.command):
+            _setup(args)
+            return command(args)
     except GMVAEError as e:
         return _refuse(args.command, e)
     except OSError as e:  # a write the commands did not foresee (they check the folders first)

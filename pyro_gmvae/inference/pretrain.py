@@ -298,10 +298,12 @@ def warm_up_loss(model, guide, x, labels, elbo=None, label_weight=0.0):
     return loss + label_weight * (loss - elbo.differentiable_loss(model, shared, x))
 
 
-def warm_up(model, guide, x, labels, *, epochs, batch_size, lr, seed, label_weight=0.0, progress=False):
+def warm_up(model, guide, x, labels, *, epochs, batch_size, lr, seed, label_weight=0.0, progress=False,
+            on_epoch_end=None):
     """``epochs`` of the ELBO with the cluster observed at ``labels`` (Adam over all parameters; see
-    :func:`warm_up_loss`, with ``label_weight``); returns the loss per datapoint of each epoch. The enumerated parents of the
-    cluster (a hierarchy's super-cluster) stay enumerated."""
+    :func:`warm_up_loss`, with ``label_weight``); returns the loss per datapoint of each epoch
+    (``on_epoch_end(epoch, loss)`` is called after each). The enumerated parents of the cluster (a hierarchy's
+    super-cluster) stay enumerated."""
     elbo = make_elbo()
     params = [p for m in (model, guide) for p in m.parameters() if p.requires_grad]
 
@@ -310,7 +312,8 @@ def warm_up(model, guide, x, labels, *, epochs, batch_size, lr, seed, label_weig
 
     losses = _minibatch_epochs(batch_loss, params, x.shape[0], x.device, epochs=epochs, batch_size=batch_size,
                                lr=lr, seed=seed + 2, desc="warm-up",
-                               fix="lower --pretrain-lr or pass --init-warmup-epochs 0", progress=progress)
+                               fix="lower --pretrain-lr or pass --init-warmup-epochs 0", progress=progress,
+                               on_epoch_end=on_epoch_end)
     for p in params:
         p.grad = None
     return losses
