@@ -415,6 +415,12 @@ def _labelled_clusters(model, guide, data):
 
 
 def _latent_view(model, guide, data, path):
+    return _save(latent_figure(model, guide, data), path)
+
+
+def latent_figure(model, guide, data):
+    """The figure of latent.png: the guide's means of ``z`` for the first points of ``data``, projected to 2-D,
+    coloured by the predicted cluster and, beside it, by the true label when there is one."""
     x = data.x[:_MAX_POINTS]
     z = encode_mean(guide, x)
     points = _project_2d(z.cpu().double().numpy())
@@ -445,7 +451,7 @@ def _latent_view(model, guide, data, path):
         ax.set_ylabel(f"{axis} 2")
     fig.suptitle(f"latent space ({x.shape[0]} points)")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def plot_run(run_dir, device="cpu"):

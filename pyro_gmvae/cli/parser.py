@@ -176,6 +176,10 @@ def build_parser():
                    help="continue RUN_DIR (or --out) from its last checkpoint, with its config.json; "
                         "only --epochs and --device may change")
     t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    t.add_argument("--tensorboard", metavar="DIR",
+                   help="also write TensorBoard logs into DIR: every metrics.jsonl field per epoch, the "
+                        "pretraining and warm-up losses, the figures of plot (needs pyro-gmvae[tensorboard]; "
+                        "view with tensorboard --logdir DIR)")
     t.add_argument("--no-progress", action="store_true",
                    help="no progress bars (the phase lines stay); bars are drawn only when stderr is a terminal")
     t.add_argument("--devices", type=int, metavar="N",

@@ -210,6 +210,11 @@ def _train_device(args, out):
 def _train(args, out, world=None, *, plan=None, started=None):
     """Train into ``out``; with ``plan`` (the processes about to be started) only check, as they would."""
     resume = args.resume is not None
+    callbacks = []
+    if getattr(args, "tensorboard", None) is not None:  # its package and folder checked before any work
+        from ..tracking import TensorBoardCallback
+
+        callbacks.append(TensorBoardCallback(args.tensorboard))
     if not resume or args.overwrite:  # the folder first, before the data load (resume reads it first)
         prepare_run_dir(out, resume=resume, overwrite=args.overwrite)
     if resume:
@@ -237,7 +242,7 @@ def _train(args, out, world=None, *, plan=None, started=None):
         data_spec = data_kw
     trainer = train_run(model_config, train_config, dataset, out, data_spec=data_spec,
                         resume=resume, overwrite=args.overwrite, pretrained=args.pretrained,
-                        progress=_bars_shown(args), phases=_phases_shown(args), plan=plan)
+                        progress=_bars_shown(args), phases=_phases_shown(args), plan=plan, callbacks=callbacks)
     if plan is not None or (world is not None and not world.is_main):
         return 0
     _next_steps(out, clustered=bool(trainer.model.cluster_sites))
