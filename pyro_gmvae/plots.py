@@ -162,7 +162,6 @@ def sample_grid(run_dir, per_cluster=10, out=None, device="cpu", *, seed=0):
         for j in range(k):
             ax.scatter(samples[j, :, 0], samples[j, :, 1], s=8, color=_colour(j, k), label=names[j])
         _legend_beside(ax, markerscale=2, title=ylabel)
-        ax.set_title(f"decoded prior samples, {n} per cluster")
     elif shape is not None:
         grid = _image_grid(np.clip(samples, 0, 1), shape)
         fig, ax = plt.subplots(figsize=_grid_size(k, n, d, shape))
@@ -176,6 +175,8 @@ def sample_grid(run_dir, per_cluster=10, out=None, device="cpu", *, seed=0):
         ax.set_yticks([(j + 0.5) * n for j in range(k)], names)
         ax.set_ylabel(ylabel)
         ax.set_xlabel("feature")
+    # what the picture is: draws from the model's prior, not reconstructions of data
+    ax.set_title(f"prior samples: z ~ p(z | cluster), decoded; {n} per cluster", fontsize="medium")
     return _save(fig, Path(run_dir) / "samples.png" if out is None else out)
 
 
@@ -514,6 +515,7 @@ def plot_num_clusters(rows, out):
     ax.set_ylabel("nats per held-out datapoint")
     ax.set_title(f"choosing K: mean ± sd over {len(seeds)} seed{'s' if len(seeds) > 1 else ''}", fontsize="medium")
     ax.set_xticks(sorted({r["num_clusters"] for r in rows}))
-    ax.legend(fontsize="small", loc="center right")  # between the two curves, ELBO below log p(x)
+    # under the axes: inside, wherever it goes, some sweep has an error bar there
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=1, frameon=False)
     ax.grid(alpha=0.3)
     return _save(fig, out)

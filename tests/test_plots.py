@@ -181,5 +181,6 @@ def test_sample_rows_name_the_label_their_cluster_matches(tmp_path, figures):
     matched = plots._labelled_clusters(model, guide, load_run_data(run))[1]
     plots.sample_grid(run, per_cluster=3)
     (ax,) = figures[0].axes
+    assert ax.get_title() == "prior samples: z ~ p(z | cluster), decoded; 3 per cluster"
     assert ax.get_ylabel() == "cluster \u2192 label it matches"
     assert [t.get_text() for t in ax.get_yticklabels()] == [f"{k} \u2192 {v}" for k, v in enumerate(matched)]

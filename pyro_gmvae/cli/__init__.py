@@ -25,7 +25,7 @@ from ..errors import ConfigError, GMVAEError, check_positive
 from ..inference.distributed import report_to_launcher
 from ..plugins import import_plugins, load_entry_points
 from ..runs import storage_error
-from .parser import DEFAULT_OUT, DESCRIPTION, EPILOG, THREADS_PER_CORE, build_parser
+from .parser import DEFAULT_OUT, DESCRIPTION, EPILOG, THREADS_PER_CORE, build_parser, unknown_arguments
 from .train import _resolve, cmd_train  # noqa: F401
 from .use import cmd_evaluate, cmd_plot, cmd_predict, cmd_sample
 
@@ -85,7 +85,10 @@ def main(argv=None):
         print(f"pyro-gmvae: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # argparse would print the top-level usage, without a word on the flag meant
+        print(f"pyro-gmvae {args.command}: error: {unknown_arguments(parser, args.command, extras)}", file=sys.stderr)
+        return 2
     args.argv = argv  # train --devices N starts the same command in N processes
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "plot": cmd_plot,
                "predict": cmd_predict}[args.command]

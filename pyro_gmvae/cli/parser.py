@@ -3,7 +3,7 @@ from the dataclasses, the registries and :mod:`pyro_gmvae.defaults`."""
 
 import argparse
 import dataclasses
-
+import difflib
 import inspect
 
 from ..config import COMPUTE_DTYPES, FREE_BITS_GROUPS, ModelConfig, TrainConfig
@@ -83,9 +83,31 @@ def _add_data_flags(p, with_dataset=True):
     p.add_argument("--device", help=f"cpu or cuda ({_default('device')})")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose mistakes are one line naming the help to read: argparse prints the whole usage
+    first (40 lines for ``train``), which buries the message. Its subcommands are of this class too."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def unknown_arguments(parser, command, extras):
+    """The one-line message for arguments no flag of ``command`` takes, with the closest flag for a misspelt
+    one (``--num-clsuters`` -> ``--num-clusters``)."""
+    flags = [flag for action in parser.subcommands[command]._actions for flag in action.option_strings if flag.startswith("--")]
+    message = f"unrecognized argument{'s' if len(extras) > 1 else ''}: {' '.join(extras)}"
+    for extra in extras:
+        close = difflib.get_close_matches(extra.split("=")[0], flags, n=1, cutoff=0.6) \
+            if extra.startswith("--") else []
+        if close:
+            return f"{message}; did you mean {close[0]}?"
+    return f"{message}; see pyro-gmvae {command} --help"
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="pyro-gmvae", description=DESCRIPTION, epilog=EPILOG)
+    parser = Parser(prog="pyro-gmvae", description=DESCRIPTION, epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,sample,plot,predict}")
+    parser.subcommands = sub.choices  # name -> its parser, for unknown_arguments
     common = _common_flags()
 
     t = sub.add_parser("train", help="train a model into a run folder", parents=[common],

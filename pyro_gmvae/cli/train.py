@@ -15,7 +15,7 @@ import torch
 from ..config import ModelConfig, TrainConfig
 from ..data import load_data
 from ..defaults import DATA_FIELDS, MODEL_FIELDS, TRAIN_FIELDS, resolve
-from ..errors import ConfigError, GMVAEError, check_positive
+from ..errors import ConfigError, DataError, GMVAEError, check_positive
 from ..inference.distributed import (World, end_process, launch, launched_by_torchrun, launched_by_us, peer_lost,
                                      process_group)
 from ..registry import PRIORS
@@ -233,7 +233,10 @@ def _train(args, out, world=None, *, plan=None, started=None):
         _check_flags_apply(args, data_kw)
         if plan is None:
             _phase(args, f"loading the data: {_describe(data_kw)}")
-        dataset = load_data(data_kw, train_kw.get("device", "cpu"), download=args.download)
+        try:
+            dataset = load_data(data_kw, train_kw.get("device", "cpu"), download=args.download)
+        except DataError as e:  # the library names the keyword and the flag; the command line, the flag
+            raise DataError(str(e).replace("download=True (--download)", "--download")) from None
         model_kw.setdefault("likelihood", dataset.likelihood)
         model_kw.setdefault("num_clusters", dataset.num_classes or 10)
         model_config = ModelConfig(data_dim=dataset.data_dim, **model_kw)
