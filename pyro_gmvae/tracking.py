@@ -50,27 +50,34 @@ class TensorBoardCallback(Callback):
         self.log_dir, self.figures = Path(log_dir), figures
         self.writer, self.data = None, None
 
-    def on_train_begin(self, trainer, data):
-        self.data = data
+    def _open(self):
+        """The writer, opened at the first event (trainer.pretrain() alone has no on_train_begin)."""
         if self.writer is None:
             self.writer = self.writer_class(log_dir=str(self.log_dir))
+        return self.writer
+
+    def on_train_begin(self, trainer, data):
+        self.data = data
+        self._open()
 
     def on_pretrain_epoch_end(self, trainer, row):
-        self.writer.add_scalar(f"{row['phase']}/loss", row["loss"], row["epoch"])
+        self._open().add_scalar(f"{row['phase']}/loss", row["loss"], row["epoch"])
 
     def on_epoch_end(self, trainer, row):
+        writer = self._open()
         for key, value in row.items():
             if key != "epoch" and _number(value):
-                self.writer.add_scalar(f"train/{key}", value, row["epoch"])
-        self.writer.flush()  # an epoch can take minutes: TensorBoard shows it now
+                writer.add_scalar(f"train/{key}", value, row["epoch"])
+        writer.flush()  # an epoch can take minutes: TensorBoard shows it now
 
     def on_train_end(self, trainer, history):
+        writer = self._open()
         for key, value in (trainer.pretrain_report or {}).items():
             if _number(value):
-                self.writer.add_scalar(f"start/{key}", value, 0)
+                writer.add_scalar(f"start/{key}", value, 0)
         if self.figures:
             self._add_figures(trainer, history)
-        self.writer.close()
+        writer.close()
         self.writer = None
 
     def _add_figures(self, trainer, history):
