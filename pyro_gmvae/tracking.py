@@ -82,9 +82,10 @@ class TensorBoardCallback(Callback):
 
     def _add_figures(self, trainer, history):
         from . import plots
+        from .curves import curves_figure
 
         if history:
-            self.writer.add_figure("curves", plots.curves_figure(history, trainer.pretrain_report), trainer.epoch)
+            self.writer.add_figure("curves", curves_figure(history, trainer.pretrain_report), trainer.epoch)
         if self.data is not None:
             param = next(iter(trainer.model.parameters()))
             data = dataclasses.replace(self.data, x=self.data.x.to(device=param.device, dtype=param.dtype),
