@@ -84,7 +84,8 @@ def curves_figure(rows, start=None):
             _integer_ticks(ax.yaxis)
         if offset:
             _shade_phases(ax, spans)
-    fig.tight_layout()
+    # a strip under the panels for the phases' legend, inside the figure (TensorBoard draws it untrimmed)
+    fig.tight_layout(rect=(0, 0.08 if offset else 0, 1, 1))
     if offset:
         _phase_legend(fig, spans)
     return fig
@@ -117,5 +118,5 @@ def _phase_legend(fig, spans):
 
     handles = [Patch(facecolor=_PHASES[phase][1] or "white", edgecolor="0.6",
                      label=f"{_PHASES[phase][0]} (epochs {lo + 1}\u2013{hi})") for phase, lo, hi in spans]
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), fontsize="small",
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), fontsize="small",
                frameon=False)
