@@ -16,6 +16,7 @@ from ..config import ModelConfig, TrainConfig
 from ..data import load_data
 from ..defaults import DATA_FIELDS, MODEL_FIELDS, TRAIN_FIELDS, resolve
 from ..errors import ConfigError, DataError, GMVAEError, check_positive
+from ..inference.callbacks import Callback
 from ..inference.distributed import (World, end_process, launch, launched_by_torchrun, launched_by_us, peer_lost,
                                      process_group)
 from ..registry import PRIORS
@@ -210,7 +211,8 @@ def _train_device(args, out):
 def _train(args, out, world=None, *, plan=None, started=None):
     """Train into ``out``; with ``plan`` (the processes about to be started) only check, as they would."""
     resume = args.resume is not None
-    callbacks = []
+    args.held = _HeldLines()  # the command's own phase lines, for a log file
+    callbacks = [args.held]
     if getattr(args, "tensorboard", None) is not None:  # its package and folder checked before any work
         from ..tracking import TensorBoardCallback
 
@@ -285,9 +287,27 @@ def _bars_shown(args):
 
 def _phase(args, message):
     """A line of the command itself on stderr (stdout carries the summary), before the checks of the run: on a
-    terminal only, so that a refusal redirected to a file stays one line."""
-    if sys.stderr.isatty() and _phases_shown(args):
-        print(f"pyro-gmvae: {message}", file=sys.stderr, flush=True)
+    terminal at once; otherwise held until training begins (:class:`_HeldLines`), so that a refusal redirected to
+    a file stays one line."""
+    if not _phases_shown(args):
+        return
+    line = f"pyro-gmvae: {message}"
+    if sys.stderr.isatty() or getattr(args, "held", None) is None:
+        print(line, file=sys.stderr, flush=True)
+    else:
+        args.held.lines.append(line)
+
+
+class _HeldLines(Callback):
+    """The command's phase lines that a redirected stderr gets once every check has passed and training begins."""
+
+    def __init__(self):
+        self.lines = []
+
+    def on_train_begin(self, trainer, data):
+        for line in self.lines:
+            print(line, file=sys.stderr, flush=True)
+        self.lines.clear()
 
 
 def _describe(data_spec):

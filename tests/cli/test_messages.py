@@ -76,7 +76,8 @@ def test_a_log_file_gets_the_phase_lines_and_no_progress_bars(tmp_path, capsys):
     argv[argv.index("--pretrain-epochs") + 1] = "1"
     assert cli.main(["train", *argv, "--init", "gmm", "--init-warmup-epochs", "1", "--out", str(tmp_path / "r")]) == 0
     err = capsys.readouterr().err
-    for phase in ("pretraining the autoencoder: 1 epochs", "initialising the 3-component mixture",
+    for phase in ("loading the data: dataset=synthetic", "pretraining the autoencoder: 1 epochs", "initialising the 3-component mixture",
                   "warm-up: 1 epochs", "training: epochs 1 to 1"):
         assert f"pyro-gmvae: {phase}" in err, err
+    assert err.index("loading the data") < err.index("pretraining the autoencoder")
     assert "\r" not in err and "step/s" not in err and "it/s" not in err
