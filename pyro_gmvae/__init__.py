@@ -19,7 +19,6 @@ from .inference.amortized import register_guide
 from .inference.training import Trainer
 from .nn import register_network
 from .plugins import import_plugins
-from .estimator import GMVAEClusterer
 from .evaluation.estimators import estimate_log_likelihood
 from .selection import choose_num_clusters, sweep_num_clusters
 
@@ -35,3 +34,21 @@ __all__ = [
     "register_guide", "register_network", "import_plugins", "estimate_log_likelihood", "sweep_num_clusters",
     "choose_num_clusters",
 ]
+
+#: Names imported on first use (PEP 562): ``GMVAEClusterer`` subclasses scikit-learn's ``BaseEstimator``, whose
+#: import costs more than a second, which ``import pyro_gmvae`` and every ``pyro-gmvae --help`` would pay.
+_LAZY = {"GMVAEClusterer": ".estimator"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # once: later lookups find it without this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

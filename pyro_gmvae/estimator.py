@@ -39,6 +39,7 @@ from .evaluation.generation import sample_latents_per_cluster
 from .evaluation.marginal import elbo_per_datapoint
 from .evaluation.responsibilities import responsibilities
 from .inference.amortized import encode_mean
+from .inference.callbacks import check_callbacks
 from .models import build
 from .plugins import import_plugins
 from .runs import (CONFIG, FORMAT, PRETRAINED, atomic_write_bytes, check_writable, config_record, holds_run,
@@ -71,6 +72,10 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         once the model is read back). Leave it None under ``clone``/``GridSearchCV``, whose copies would
         share it, and keep a model with :meth:`save`.
     :param progress: show progress bars and phase lines while fitting.
+    :param tensorboard: a folder to write TensorBoard logs into (:mod:`pyro_gmvae.tracking`; needs the
+        ``pyro-gmvae[tensorboard]`` extra), as ``--tensorboard``.
+    :param callbacks: objects called at the events of training (:mod:`pyro_gmvae.inference.callbacks`), e.g.
+        an MLflow logger.
 
     The other parameters are the fields of the same names of ``ModelConfig`` (``num_super_clusters``
     ... ``cluster_inference``) and ``TrainConfig`` (``epochs`` ... ``compute_dtype``); see their docs.
@@ -81,6 +86,7 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
     """
 
     def __init__(self, model=None, num_clusters=None, *, dataset=None, preset=None, run_dir=None, progress=True,
+                 tensorboard=None, callbacks=None,
                  # ModelConfig's fields (defaults.MODEL_FIELDS)
                  num_super_clusters=None, latent_dim=None, noise_dim=None, prior_hidden_dim=None, prior=None,
                  guide=None, likelihood=None, network=None, fixed_weights=None, cluster_inference=None,
@@ -95,6 +101,7 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
                  compute_dtype=None, binarize=None):
         self.model, self.num_clusters, self.dataset, self.preset = model, num_clusters, dataset, preset
         self.run_dir, self.progress = run_dir, progress
+        self.tensorboard, self.callbacks = tensorboard, callbacks
         self.num_super_clusters, self.latent_dim, self.noise_dim = num_super_clusters, latent_dim, noise_dim
         self.prior_hidden_dim, self.prior, self.guide, self.likelihood = prior_hidden_dim, prior, guide, likelihood
         self.network, self.fixed_weights, self.cluster_inference = network, fixed_weights, cluster_inference
@@ -121,7 +128,11 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         ``overwrite=True``. ``data_spec`` tells ``pyro-gmvae evaluate``/``plot`` how to load the data again
         (``load_dataset``'s arguments, e.g. ``{"dataset": "synthetic", "num_datapoints": 500}``); by
         default the run records only the data set's name. Returns ``self``."""
+        callbacks = check_callbacks(self.callbacks)
+        if self.tensorboard is not None:  # the package and the folder, before any work
+            from .tracking import TensorBoardCallback
 
+            callbacks.append(TensorBoardCallback(self.tensorboard, what="tensorboard="))
 
         if self.dataset is not None:  # a name that picks no defaults would be a silent no-op
             check_choice("dataset", self.dataset, DATASETS)
@@ -147,11 +158,11 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         if self.run_dir is None:
             with tempfile.TemporaryDirectory(prefix="pyro-gmvae-") as tmp:
                 trainer = train_run(model_config, train_config, data, Path(tmp) / "run", data_spec=spec,
-                                    progress=self.progress, log=log)
+                                    progress=self.progress, log=log, callbacks=callbacks)
                 self._read_back(trainer, Path(tmp) / "run")
         else:
             trainer = train_run(model_config, train_config, data, self.run_dir, data_spec=spec, overwrite=overwrite,
-                                progress=self.progress, log=log)
+                                progress=self.progress, log=log, callbacks=callbacks)
             self._read_back(trainer, Path(self.run_dir))
         x = data.x.to(torch.get_default_dtype())
         self._train_range = (float(x.min()), float(x.max()))

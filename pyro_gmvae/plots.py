@@ -3,7 +3,7 @@ Agg backend so they work without a display.
 
 - :func:`sample_grid`: decoded prior samples, one row per cluster (images), or a scatter plot
   coloured by cluster (2-D data).
-- :func:`plot_run`: training curves (ELBO, accuracy, active clusters per epoch) and a 2-D view of
+- :func:`plot_run`: training curves (the whole run: :mod:`pyro_gmvae.curves`) and a 2-D view of
   the latent space coloured by the predicted cluster and, beside it, by the true label when there is one.
 
 Clusters and labels get a categorical palette (:func:`palette`), legends sit beside the axes rather than
@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pyro
 
+from .curves import curves_figure
 from .data.datasets import IMAGE_SHAPES
+from .drawing import _colour, _legend_beside, _pyplot, palette
 from .errors import CheckpointError, ConfigError, GMVAEError, check_positive
 from .evaluation.generation import sample_per_cluster
 from .evaluation.responsibilities import predict
@@ -30,55 +32,12 @@ _IMAGE_SHAPES = IMAGE_SHAPES  # flat sizes we know how to show as images
 _MAX_POINTS = 5000
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def image_shape(data_dim):
     """``(C, H, W)`` of a flat image of ``data_dim`` values, or None (square gray images included)."""
     if data_dim in _IMAGE_SHAPES:
         return _IMAGE_SHAPES[data_dim]
     side = math.isqrt(data_dim)
     return (1, side, side) if side * side == data_dim and side >= 4 else None
-
-
-#: Categorical colours, most distinct first: tab10, then the light halves of tab20 (tab20's odd entries).
-def palette(n):
-    """``n`` RGBA colours for categories: tab10's ten, then tab20's ten lighter tints, then evenly spaced hues
-    (adjacent indices never share a hue family among the first ten).
-
-    >>> len(palette(12)), len(set(palette(20)))
-    (12, 20)
-    """
-    plt = _pyplot()
-    base = [plt.get_cmap("tab10")(i) for i in range(10)] + [plt.get_cmap("tab20")(2 * i + 1) for i in range(10)]
-    if n <= len(base):
-        return base[:n]
-    import colorsys
-
-    extra = [(*colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65, 0.85), 1.0) for i in range(n - len(base))]
-    return base + extra
-
-
-def _colour(i, n=20):
-    """The colour of category ``i`` of ``n``."""
-    return palette(max(n, int(i) + 1))[int(i)]
-
-
-def _integer_ticks(axis):
-    from matplotlib.ticker import MaxNLocator
-
-    axis.set_major_locator(MaxNLocator(integer=True))
-
-
-def _legend_beside(ax, **kwargs):
-    """The legend to the right of the axes, off the data."""
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small", **kwargs)
 
 
 def _save(fig, path):
@@ -162,7 +121,6 @@ def sample_grid(run_dir, per_cluster=10, out=None, device="cpu", *, seed=0):
         for j in range(k):
             ax.scatter(samples[j, :, 0], samples[j, :, 1], s=8, color=_colour(j, k), label=names[j])
         _legend_beside(ax, markerscale=2, title=ylabel)
-        ax.set_title(f"decoded prior samples, {n} per cluster")
     elif shape is not None:
         grid = _image_grid(np.clip(samples, 0, 1), shape)
         fig, ax = plt.subplots(figsize=_grid_size(k, n, d, shape))
@@ -176,6 +134,8 @@ def sample_grid(run_dir, per_cluster=10, out=None, device="cpu", *, seed=0):
         ax.set_yticks([(j + 0.5) * n for j in range(k)], names)
         ax.set_ylabel(ylabel)
         ax.set_xlabel("feature")
+    # what the picture is: draws from the model's prior, not reconstructions of data
+    ax.set_title(f"prior samples: z ~ p(z | cluster), decoded; {n} per cluster", fontsize="medium")
     return _save(fig, Path(run_dir) / "samples.png" if out is None else out)
 
 
@@ -219,60 +179,11 @@ def _matched_labels(run_dir, model, guide, device):
     return _labelled_clusters(model, guide, data)[1]
 
 
-#: Panels of curves.png: metrics.jsonl keys per panel, the panel's title and its y-axis label.
-_PANELS = (
-    (("elbo",), "ELBO per datapoint", "nats"),
-    (("acc",), "accuracy", "accuracy (Hungarian matching)"),
-    (("num_used_clusters", "num_active_clusters"), "clusters in use", "clusters"),
-    (("cluster_information",), "cluster information I(x; c)", "nats"),
-)
-_SERIES_LABELS = {"num_used_clusters": "> 1 % of points (argmax)", "num_active_clusters": "> 1 % of responsibility"}
-_SERIES_STYLES = {"num_used_clusters": dict(marker="o", linestyle="-"),
-                  "num_active_clusters": dict(marker="s", linestyle="--", markerfacecolor="none")}
-_START_LABELS = {"init_acc": "start (initialisation)", "warmup_acc": "after the warm-up"}
-
-
 def _curves(rows, path, start=None):
-    """Training curves from metrics rows, one panel per quantity present; ``start`` (the pretraining report)
-    adds the start's accuracy (after the initialisation and after the warm-up) at epoch 0."""
-    plt = _pyplot()
-    start = start or {}
-    panels = [panel for panel in _PANELS if any(k in r for r in rows for k in panel[0])]
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.2 * max(1, len(panels)), 3.2), squeeze=False)
-    for ax, (keys, title, ylabel) in zip(axes[0], panels):
-        series = {k: [(r["epoch"], r[k]) for r in rows if r.get(k) is not None] for k in keys}
-        series = {k: pts for k, pts in series.items() if pts}
-        if len(series) > 1 and len({tuple(pts) for pts in series.values()}) == 1:
-            # two counts that agree at every epoch: one line says so, two would hide each other
-            pts = next(iter(series.values()))
-            ax.plot(*zip(*pts), marker="o" if len(pts) < 30 else None,
-                    label="both: " + "\nand ".join(_SERIES_LABELS[k] for k in series))
-        else:
-            for key, pts in series.items():
-                style = dict(_SERIES_STYLES[key]) if len(series) > 1 else {"marker": "o"}
-                if len(pts) >= 30:
-                    style["marker"] = None
-                ax.plot(*zip(*pts), **style, label=_SERIES_LABELS.get(key) if len(series) > 1 else None)
-        if keys == ("acc",):
-            for key, marker in (("init_acc", "s"), ("warmup_acc", "^")):
-                if start.get(key) is not None:
-                    ax.plot([0], [start[key]], marker=marker, linestyle="none", label=_START_LABELS[key])
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        _integer_ticks(ax.xaxis)
-        values = [v for pts in series.values() for _, v in pts]
-        if values and ("num_active_clusters" in keys or "cluster_information" in keys):
-            # from 0, so that a collapse (one cluster, 0 nats) shows as a fall to the axis; the top leaves
-            # room for the markers of the largest value
-            top = max(values)
-            ax.set_ylim(0, top + (0.5 if "num_active_clusters" in keys else 0.06 * top) if top > 0 else 1)
-        if "num_active_clusters" in keys:
-            _integer_ticks(ax.yaxis)
-    fig.tight_layout()
-    return _save(fig, path)
+    """Training curves from metrics rows, one panel per quantity present (see
+    :func:`~pyro_gmvae.curves.curves_figure`), written to ``path``; ``start`` is the pretraining report (its
+    losses per epoch and the start's accuracy)."""
+    return _save(curves_figure(rows, start), path)
 
 
 def _project_2d(z):
@@ -349,6 +260,12 @@ def _labelled_clusters(model, guide, data):
 
 
 def _latent_view(model, guide, data, path):
+    return _save(latent_figure(model, guide, data), path)
+
+
+def latent_figure(model, guide, data):
+    """The figure of latent.png: the guide's means of ``z`` for the first points of ``data``, projected to 2-D,
+    coloured by the predicted cluster and, beside it, by the true label when there is one."""
     x = data.x[:_MAX_POINTS]
     z = encode_mean(guide, x)
     points = _project_2d(z.cpu().double().numpy())
@@ -379,7 +296,7 @@ def _latent_view(model, guide, data, path):
         ax.set_ylabel(f"{axis} 2")
     fig.suptitle(f"latent space ({x.shape[0]} points)")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def plot_run(run_dir, device="cpu"):
@@ -442,6 +359,7 @@ def plot_num_clusters(rows, out):
     ax.set_ylabel("nats per held-out datapoint")
     ax.set_title(f"choosing K: mean ± sd over {len(seeds)} seed{'s' if len(seeds) > 1 else ''}", fontsize="medium")
     ax.set_xticks(sorted({r["num_clusters"] for r in rows}))
-    ax.legend(fontsize="small", loc="center right")  # between the two curves, ELBO below log p(x)
+    # under the axes: inside, wherever it goes, some sweep has an error bar there
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=1, frameon=False)
     ax.grid(alpha=0.3)
     return _save(fig, out)

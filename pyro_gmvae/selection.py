@@ -24,7 +24,6 @@ import torch
 from .data import Dataset, from_tensor
 from .data.binarize import binarize_static
 from .errors import ConfigError, check_positive
-from .estimator import GMVAEClusterer
 from .evaluation import elbo_per_datapoint, estimate_log_likelihood
 
 __all__ = ["choose_num_clusters", "split_held_out", "summarise_sweep", "sweep_num_clusters"]
@@ -62,6 +61,8 @@ def sweep_num_clusters(data, num_clusters=(5, 10, 15, 20, 30), seeds=(0, 1, 2), 
     ``num_clusters``, ``seed``, ``log_likelihood`` (mean nats per held-out row) with ``log_likelihood_stderr``
     and ``khat_share_above_0_7``, ``elbo``, ``num_used_clusters`` and ``seconds``. ``log`` (e.g. ``print``)
     gets a line per row."""
+    from .estimator import GMVAEClusterer  # scikit-learn's BaseEstimator: imported on use, not with the package
+
     ks, seeds = list(num_clusters), [int(s) for s in seeds]
     for k in ks:
         check_positive("num_clusters", k, integer=True)
@@ -108,3 +109,4 @@ def choose_num_clusters(rows, key="log_likelihood"):
         raise ConfigError("no sweep rows to choose from; run sweep_num_clusters first")
     means = summarise_sweep(rows, key)
     return max(means, key=lambda k: means[k][0])
+

@@ -62,7 +62,7 @@ def test_check_clustering_after_training():
 def test_every_config_field_is_a_parameter_stored_unchanged():
     params = set(inspect.signature(GMVAEClusterer).parameters)
     fields = {f.name for cls in (ModelConfig, TrainConfig) for f in dataclasses.fields(cls)} - {"data_dim"}
-    assert params == fields | {"dataset", "preset", "run_dir", "progress"}
+    assert params == fields | {"dataset", "preset", "run_dir", "progress", "tensorboard", "callbacks"}
     assert set(MODEL_FIELDS) | set(TRAIN_FIELDS) == fields  # the CLI's defaults name the same fields
     given = {name: object() for name in params}  # stored as given, never checked or converted in __init__
     assert all(value is given[name] for name, value in GMVAEClusterer(**given).get_params().items())

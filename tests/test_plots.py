@@ -67,6 +67,52 @@ def test_curves_show_the_start_clusters_in_use_and_cluster_information(figures):
     assert used.get_ylim()[1] == 10.5 and info.get_ylim()[1] == pytest.approx(2.12)
 
 
+def test_curves_draw_the_whole_run_pretraining_and_warm_up_first(figures):
+    rows = [{"epoch": e, "elbo": -10.0 + e, "acc": 0.8 + e / 100, "num_active_clusters": 4,
+             "num_used_clusters": 4} for e in range(1, 4)]
+    start = {"pretrain_recipe": "likelihood", "pretrain_losses": [30.0, 20.0, 15.0, 12.0, 11.0],
+             "warmup_losses": [14.0, 13.0], "init_acc": 0.7, "warmup_acc": 0.75}
+    plots._curves(rows, "curves.png", start=start)
+    fig = figures[0]
+    elbo, acc = fig.axes[:2]
+    lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in elbo.get_lines()}
+    # one time axis: pretraining epochs 1-5, the warm-up's 6-7, training's 8-10; the start's losses as objectives
+    assert lines["pretraining: log p(x | z = mean)"] == ([1, 2, 3, 4, 5], [-30.0, -20.0, -15.0, -12.0, -11.0])
+    assert lines["warm-up: ELBO, clusters fixed"] == ([6, 7], [-14.0, -13.0])
+    assert lines["training: ELBO"] == ([8, 9, 10], [-9.0, -8.0, -7.0])
+    assert elbo.get_xlabel() == "epoch of the run" and elbo.get_xlim()[0] == 0 and elbo.get_xlim()[1] >= 10
+    # the start's accuracy where each stage ends, no longer both at 0
+    marks = {line.get_label(): list(line.get_xdata()) for line in acc.get_lines()}
+    assert marks["start (initialisation)"] == [5] and marks["after the warm-up"] == [7]
+    # the phases shaded on every panel and named under them
+    for ax in fig.axes:
+        assert len(ax.patches) == 2, ax.get_title()  # pretraining and warm-up; training is left white
+    names = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert names == ["pretraining (epochs 1\u20135)", "warm-up (epochs 6\u20137)", "training (epochs 8\u201310)"]
+
+
+def test_the_pretraining_losses_of_a_run_reach_its_curves(tmp_path, monkeypatch):
+    """A run records the loss of every pretraining and warm-up epoch; plot draws them (a run from before
+    they were recorded keeps its old curves: the test above without pretrain_losses)."""
+    from pyro_gmvae.cli import main
+    from pyro_gmvae.runs import load_checkpoint
+
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "synthetic", "--num-datapoints", "120", "--network", "toy", "--epochs", "2",
+                 "--pretrain-epochs", "3", "--init-warmup-epochs", "2", "--num-clusters", "3", "--batch-size", "60",
+                 "--out", str(run), "--no-progress", "--threads", "1"]) == 0
+    report = load_checkpoint(run)["pretrain_report"]
+    assert len(report["pretrain_losses"]) == 3 and report["pretrain_losses"][-1] == report["pretrain_loss"]
+    assert len(report["warmup_losses"]) == 2 and report["warmup_losses"][-1] == report["warmup_loss"]
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
+    monkeypatch.setattr(plots, "_latent_view", lambda *args: None)
+    plots.plot_run(run)
+    elbo = drawn[0].axes[0]
+    x = sorted(x for line in elbo.get_lines() for x in line.get_xdata())
+    assert x == [1, 2, 3, 4, 5, 6, 7]  # 3 pretraining, 2 warm-up, 2 training epochs
+
+
 def test_two_equal_counts_draw_one_line_that_says_so(figures):
     rows = [{"epoch": e, "num_active_clusters": 4, "num_used_clusters": 4} for e in range(1, 4)]
     plots._curves(rows, "curves.png")
@@ -135,5 +181,6 @@ def test_sample_rows_name_the_label_their_cluster_matches(tmp_path, figures):
     matched = plots._labelled_clusters(model, guide, load_run_data(run))[1]
     plots.sample_grid(run, per_cluster=3)
     (ax,) = figures[0].axes
+    assert ax.get_title() == "prior samples: z ~ p(z | cluster), decoded; 3 per cluster"
     assert ax.get_ylabel() == "cluster \u2192 label it matches"
     assert [t.get_text() for t in ax.get_yticklabels()] == [f"{k} \u2192 {v}" for k, v in enumerate(matched)]

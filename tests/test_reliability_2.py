@@ -444,8 +444,11 @@ def test_a_full_disk_keeps_the_checkpoint_and_says_so(tmp_path, good_run, monkey
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(torch, "save", full)
     assert cli.main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "No space left on device" in err and "free some space" in err, err
+    lines = capsys.readouterr().err.strip().splitlines()
+    # the phase lines (a log file gets them once training begins: the data, training), then the error in one line
+    assert [line[:30] for line in lines[:-1]] == ["pyro-gmvae: loading the data: ", "pyro-gmvae: training: epochs 2"]
+    err = lines[-1]
+    assert "No space left on device" in err and "free some space" in err, lines
     assert (run / runs.CHECKPOINT).read_bytes() == checkpoint
     assert not list(run.glob(".*.tmp")) and not (run / runs.LOCK).exists()
 

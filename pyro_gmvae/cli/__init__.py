@@ -15,6 +15,8 @@ One module per group: :mod:`.parser` (the flags), :mod:`.train` (``train``), :mo
 import argparse
 import os
 import sys
+import warnings
+from contextlib import contextmanager
 
 import torch
 
@@ -23,7 +25,8 @@ from ..errors import CheckpointError, ConfigError, GMVAEError, StorageError, che
 from ..inference.distributed import report_to_launcher
 from ..plugins import import_plugins, load_entry_points, trust_plugins
 from ..runs import storage_error
-from .parser import DEFAULT_OUT, DESCRIPTION, EPILOG, THREADS_PER_CORE, build_parser, flag_names, in_flags
+from .parser import (DEFAULT_OUT, DESCRIPTION, EPILOG, THREADS_PER_CORE, build_parser, flag_names, in_flags,
+                     unknown_arguments)
 from .train import _resolve, cmd_train  # noqa: F401
 from .compare import cmd_compare
 from .use import cmd_evaluate, cmd_plot, cmd_predict, cmd_sample
@@ -58,6 +61,19 @@ def _refuse(command, error, flags=None):
     return 2
 
 
+@contextmanager
+def _one_line_warnings(command):
+    """A warning during a command as one line, ``pyro-gmvae CMD: warning: ...``, rather than Python's file, line
+    number and source line (the message says what to do; where it was raised is of no use on the command line)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"pyro-gmvae {command}: warning: {' '.join(str(message).split())}", file=file or sys.stderr,
+              flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def _early_imports(argv):
     """Import the ``--import`` modules before the parser is built, so that its help lists their components."""
     pre = argparse.ArgumentParser(add_help=False)
@@ -74,13 +90,17 @@ def main(argv=None):
         print(f"pyro-gmvae: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # argparse would print the top-level usage, without a word on the flag meant
+        print(f"pyro-gmvae {args.command}: error: {unknown_arguments(parser, args.command, extras)}", file=sys.stderr)
+        return 2
     args.argv = argv  # train --devices N starts the same command in N processes
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "plot": cmd_plot,
                "predict": cmd_predict, "compare": cmd_compare}[args.command]
     try:
-        _setup(args)
-        return command(args)
+        with _one_line_warnings(args.command):
+            _setup(args)
+            return command(args)
     except GMVAEError as e:
         return _refuse(args.command, e, flag_names(parser, args.command))
     except OSError as e:  # a write the commands did not foresee (they check the folders first)

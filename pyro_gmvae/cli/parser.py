@@ -3,6 +3,7 @@ from the dataclasses, the registries and :mod:`pyro_gmvae.defaults`."""
 
 import argparse
 import dataclasses
+import difflib
 import inspect
 import re
 
@@ -89,9 +90,31 @@ def _add_data_flags(p, with_dataset=True):
     p.add_argument("--device", help=f"cpu or cuda ({_default('device')})")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose mistakes are one line naming the help to read: argparse prints the whole usage
+    first (40 lines for ``train``), which buries the message. Its subcommands are of this class too."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def unknown_arguments(parser, command, extras):
+    """The one-line message for arguments no flag of ``command`` takes, with the closest flag for a misspelt
+    one (``--num-clsuters`` -> ``--num-clusters``)."""
+    flags = [flag for action in parser.subcommands[command]._actions for flag in action.option_strings if flag.startswith("--")]
+    message = f"unrecognized argument{'s' if len(extras) > 1 else ''}: {' '.join(extras)}"
+    for extra in extras:
+        close = difflib.get_close_matches(extra.split("=")[0], flags, n=1, cutoff=0.6) \
+            if extra.startswith("--") else []
+        if close:
+            return f"{message}; did you mean {close[0]}?"
+    return f"{message}; see pyro-gmvae {command} --help"
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="pyro-gmvae", description=DESCRIPTION, epilog=EPILOG)
+    parser = Parser(prog="pyro-gmvae", description=DESCRIPTION, epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,compare,sample,plot,predict}")
+    parser.subcommands = sub.choices  # name -> its parser, for unknown_arguments
     common = _common_flags()
 
     t = sub.add_parser("train", help="train a model into a run folder", parents=[common],
@@ -192,8 +215,12 @@ def build_parser():
                    help="continue RUN_DIR (or --out) from its last checkpoint, with its config.json; "
                         "only --epochs and --device may change")
     t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    t.add_argument("--tensorboard", metavar="DIR",
+                   help="also write TensorBoard logs into DIR: every metrics.jsonl field per epoch, the "
+                        "pretraining and warm-up losses, the figures of plot (needs pyro-gmvae[tensorboard]; "
+                        "view with tensorboard --logdir DIR)")
     t.add_argument("--no-progress", action="store_true",
-                   help="no progress bars (the phase lines stay, when stderr is a terminal)")
+                   help="no progress bars (the phase lines stay); bars are drawn only when stderr is a terminal")
     t.add_argument("--devices", type=int, metavar="N",
                    help="train data-parallel in N processes on this machine (DistributedDataParallel started "
                         "with torchrun: N GPUs with --device cuda, N CPU processes otherwise); the results are "

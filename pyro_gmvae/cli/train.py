@@ -15,7 +15,8 @@ import torch
 from ..config import ModelConfig, TrainConfig
 from ..data import load_data
 from ..defaults import DATA_FIELDS, MODEL_FIELDS, TRAIN_FIELDS, resolve
-from ..errors import ConfigError, GMVAEError, check_positive
+from ..errors import ConfigError, DataError, GMVAEError, check_positive
+from ..inference.callbacks import Callback
 from ..inference.distributed import (World, end_process, launch, launched_by_torchrun, launched_by_us, peer_lost,
                                      process_group)
 from ..registry import MODELS, PRIORS
@@ -242,6 +243,12 @@ def _train_device(args, out):
 def _train(args, out, world=None, *, plan=None, started=None):
     """Train into ``out``; with ``plan`` (the processes about to be started) only check, as they would."""
     resume = args.resume is not None
+    args.held = _HeldLines()  # the command's own phase lines, for a log file
+    callbacks = [args.held]
+    if getattr(args, "tensorboard", None) is not None:  # its package and folder checked before any work
+        from ..tracking import TensorBoardCallback
+
+        callbacks.append(TensorBoardCallback(args.tensorboard))
     if not resume or args.overwrite:  # the folder first, before the data load (resume reads it first)
         prepare_run_dir(out, resume=resume, overwrite=args.overwrite)
     if resume:
@@ -260,7 +267,10 @@ def _train(args, out, world=None, *, plan=None, started=None):
         _check_flags_apply(args, data_kw)
         if plan is None:
             _phase(args, f"loading the data: {_describe(data_kw)}")
-        dataset = load_data(data_kw, train_kw.get("device", "cpu"), download=args.download)
+        try:
+            dataset = load_data(data_kw, train_kw.get("device", "cpu"), download=args.download)
+        except DataError as e:  # the library names the keyword and the flag; the command line, the flag
+            raise DataError(str(e).replace("download=True (--download)", "--download")) from None
         model_kw.setdefault("likelihood", dataset.likelihood)
         model_kw.setdefault("num_clusters", dataset.num_classes or 10)
         model_config = ModelConfig(data_dim=dataset.data_dim, **model_kw)
@@ -269,7 +279,7 @@ def _train(args, out, world=None, *, plan=None, started=None):
         data_spec = data_kw
     trainer = train_run(model_config, train_config, dataset, out, data_spec=data_spec,
                         resume=resume, overwrite=args.overwrite, pretrained=args.pretrained,
-                        progress=not args.no_progress, phases=_phases_shown(args), plan=plan)
+                        progress=_bars_shown(args), phases=_phases_shown(args), plan=plan, callbacks=callbacks)
     if plan is not None or (world is not None and not world.is_main):
         return 0
     _next_steps(out, clustered=bool(trainer.model.cluster_sites))
@@ -296,15 +306,40 @@ def _summary(out, trainer, model_config, train_config, seconds):
 
 
 def _phases_shown(args):
-    """The phase lines go to a terminal (--no-progress hides only the bars); a redirected stderr, where an
-    error must stay one line, gets none, nor do the processes other than rank 0."""
-    return sys.stderr.isatty() and not getattr(args, "quiet", False)
+    """The training's phase lines (pretraining, the start, the warm-up, training) go to stderr, a terminal or a
+    log file alike (--no-progress hides only the bars): a log says what a long start (UMAP: minutes) is doing.
+    They begin after every check, so a refused command still says one line. Rank 0 only."""
+    return not getattr(args, "quiet", False)
+
+
+def _bars_shown(args):
+    """The progress bars only on a terminal: redirected to a file, a bar is a stream of carriage returns."""
+    return not args.no_progress and sys.stderr.isatty()
 
 
 def _phase(args, message):
-    """One line per phase of a command on stderr (stdout carries the summary), see :func:`_phases_shown`."""
-    if _phases_shown(args):
-        print(f"pyro-gmvae: {message}", file=sys.stderr, flush=True)
+    """A line of the command itself on stderr (stdout carries the summary), before the checks of the run: on a
+    terminal at once; otherwise held until training begins (:class:`_HeldLines`), so that a refusal redirected to
+    a file stays one line."""
+    if not _phases_shown(args):
+        return
+    line = f"pyro-gmvae: {message}"
+    if sys.stderr.isatty() or getattr(args, "held", None) is None:
+        print(line, file=sys.stderr, flush=True)
+    else:
+        args.held.lines.append(line)
+
+
+class _HeldLines(Callback):
+    """The command's phase lines that a redirected stderr gets once every check has passed and training begins."""
+
+    def __init__(self):
+        self.lines = []
+
+    def on_train_begin(self, trainer, data):
+        for line in self.lines:
+            print(line, file=sys.stderr, flush=True)
+        self.lines.clear()
 
 
 def _describe(data_spec):

@@ -11,7 +11,6 @@ import numpy as np
 
 from ..data import from_tensor, load_file_arrays
 from ..errors import ConfigError, DataError, check_positive
-from ..estimator import GMVAEClusterer
 from ..evaluation.report import estimate_notes, evaluate_run
 from ..plots import plot_run, sample_grid
 from ..runs import (CHECKPOINT, CONFIG, LOCK, METRICS, PRETRAINED, STAGING, atomic_write_bytes, check_writable,
@@ -66,6 +65,8 @@ def cmd_predict(args):
     x = from_tensor(x, likelihood="normal").x  # the checks of the data (shape, finite, float32 range)
     out = run / "labels.csv" if args.out is None else Path(args.out)
     _check_out(out, run, data_path, overwrite=args.overwrite)  # before any work
+    from ..estimator import GMVAEClusterer  # scikit-learn: imported by the command that uses it
+
     estimator = GMVAEClusterer.load(run, device=args.device)
     if not estimator.model_.cluster_sites:
         raise ConfigError(f"the run in {run} has no clusters (model {estimator.model_config_.model!r}), so there is "
@@ -184,6 +185,21 @@ def _check_scale(x, run, likelihood):
 
 def _scale_message(x, run, problem):
     trained = trained_range(run)
+    lo, hi = float(x.min()), float(x.max())
     then = f"[{trained[0]:.4g}, {trained[1]:.4g}]" if trained else "an unrecorded range"
-    return (f"the --data values (range [{float(x.min()):.4g}, {float(x.max()):.4g}]) {problem}; the run in {run} was "
-            f"trained on values in {then}: rescale the data as the training data were scaled")
+    return (f"the --data values (range [{lo:.4g}, {hi:.4g}]) {problem}; the run in {run} was trained on values in "
+            f"{then}: {_rescale_hint(lo, hi, trained)}")
+
+
+def _rescale_hint(lo, hi, trained):
+    """How to bring values in ``[lo, hi]`` to the training range (``config.json``'s fingerprint records it): a
+    factor when both start at 0 (pixels in 0..16 or 0..255 for a model of [0, 1]), else the linear map."""
+    if trained is None:
+        return "rescale the data as the training data were scaled"
+    t_lo, t_hi = trained
+    if lo >= 0 and t_lo >= 0 and t_hi > 0 and hi > t_hi:
+        return f"divide the values by {hi / t_hi:.4g}, as the training data were scaled"
+    if hi > lo:
+        return (f"map them onto the training range as the training data were scaled, e.g. (x - {lo:.4g}) * "
+                f"{(t_hi - t_lo) / (hi - lo):.4g} + {t_lo:.4g}")
+    return "rescale the data as the training data were scaled"

@@ -108,7 +108,7 @@ def _load_mnist_like(name, data_dir, split, download):
             f"(looked in {root} and {root / tv_dir / 'raw'}); copy them there or pass download=True (--download)"
         )
     raise DataError(
-        f"{name} is not in {root}; pass download=True (CLI flag --download) to fetch it, "
+        f"{name} is not in {root}; pass download=True (--download) to fetch it, "
         "or --data-dir pointing at a folder with the IDX files"
     )
 
@@ -143,7 +143,7 @@ def _load_svhn(data_dir, split, download):
     missing = [_SVHN_FILES[s] for s in _splits(split) if not (root / _SVHN_FILES[s]).is_file()]
     if missing and not download:
         raise DataError(
-            f"SVHN files {', '.join(missing)} are not in {root}; pass download=True (CLI flag --download) "
+            f"SVHN files {', '.join(missing)} are not in {root}; pass download=True (--download) "
             "or --data-dir pointing at a folder that holds them"
         )
     import torchvision

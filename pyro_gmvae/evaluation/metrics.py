@@ -3,12 +3,12 @@ accuracy (for more clusters than classes), NMI and ARI (scikit-learn)."""
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
-from sklearn.metrics.cluster import contingency_matrix
 
 from ..defaults import COLLAPSE_THRESHOLD
 from ..errors import DataError
+
+# scikit-learn and scipy.optimize are imported where they are used: together they cost over a second at
+# import, which every ``pyro-gmvae --help`` would pay (tests/test_startup.py)
 
 
 def _as_numpy(a):
@@ -31,6 +31,9 @@ def _pair(labels, clusters, what):
 
 def hungarian_accuracy(labels, clusters):
     """Share of points whose cluster maps to their label under the best one-to-one map."""
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics.cluster import contingency_matrix
+
     labels, clusters = _pair(labels, clusters, "hungarian_accuracy")
     table = contingency_matrix(clusters, labels)
     rows, cols = linear_sum_assignment(table, maximize=True)
@@ -42,6 +45,8 @@ def many_to_one_accuracy(labels, clusters):
 
     The GMVAE code labels each cluster by its single most confident example instead; the majority
     rule is the common choice and never scores lower on the same clustering."""
+    from sklearn.metrics.cluster import contingency_matrix
+
     labels, clusters = _pair(labels, clusters, "many_to_one_accuracy")
     table = contingency_matrix(clusters, labels)
     return float(table.max(axis=1).sum() / labels.size)
@@ -59,6 +64,8 @@ def most_confident_accuracy(labels, responsibilities):
 
 def clustering_scores(labels, clusters):
     """``{"acc", "acc_many_to_one", "nmi", "ari"}`` of predicted ``clusters`` against ``labels``."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
     labels, clusters = _pair(labels, clusters, "clustering_scores")
     return {
         "acc": hungarian_accuracy(labels, clusters),

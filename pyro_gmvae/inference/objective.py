@@ -45,7 +45,7 @@ from pyro.infer.elbo import ELBOModule
 from pyro.poutine.messenger import Messenger
 
 from ..config import OBJECTIVES  # noqa: F401  (the names of the objectives, here with their code)
-from ..errors import check_positive
+from ..errors import ConfigError, check_positive
 from ..evaluation.marginal import enumerated_log_weights
 
 
@@ -106,6 +106,29 @@ class IWAEObjective:
 
     def loss(self, model, guide, x):
         return float(self.differentiable_loss(model, guide, x))
+
+
+def training_objective(config, strategy, train_model, jit=False):
+    """``(elbo, train_model, train_guide, kl_warmup)`` for a :class:`~pyro_gmvae.config.TrainConfig`: the
+    strategy's ELBO or the :class:`IWAEObjective` (exact clusters only, as the warm-up's label weight), and the model and the strategy's
+    guide under a :class:`KLScaleMessenger` when ``config.kl_warmup_epochs`` is set (else ``kl_warmup`` is
+    None); the trainer sets the messenger's ``beta`` at every step (:func:`kl_warmup_beta`)."""
+    if config.init_warmup_label_weight and strategy.name != "exact":
+        raise ConfigError(f"the warm-up's label weight ({config.init_warmup_label_weight}) is the cross-entropy of the "
+                          f"enumerated cluster posterior, but clusters are inferred by {strategy.name!r}; pass "
+                          "cluster_inference='exact' (--cluster-inference exact) or init_warmup_label_weight=0 "
+                          "(--init-warmup-label-weight 0)")
+    if config.objective == "iwae" and strategy.name != "exact":
+        raise ConfigError(f"the iwae objective sums the clusters exactly in each weight, but clusters are inferred "
+                          f"by {strategy.name!r}; pass cluster_inference='exact' (--cluster-inference exact) or "
+                          "objective='elbo' (--objective elbo)")
+    train_guide, warmup = strategy.guide, None
+    if config.kl_warmup_epochs:  # beta of the KL, in the model and the guide alike
+        warmup = KLScaleMessenger(kl_warmup_beta(0, config.kl_warmup_epochs))
+        train_model, train_guide = warmup(train_model), warmup(train_guide)
+    elbo = (IWAEObjective(config.num_particles) if config.objective == "iwae"
+            else strategy.make_elbo(config.num_particles, jit))
+    return elbo, train_model, train_guide, warmup
 
 
 def training_loss(modules, x):

@@ -36,8 +36,6 @@ import warnings
 import numpy as np
 import torch
 from pyro import poutine
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.mixture import GaussianMixture
 
 from ..errors import ConfigError, DataError, TrainingError
 from ..models.priors import inverse_softplus
@@ -133,6 +131,9 @@ def _minibatch_epochs(batch_loss, params, n, device, *, epochs, batch_size, lr, 
 def _gmm_start(codes, k, seed, n_init=10, tries=4):
     """The paper's start: a diagonal GMM on the codes; a failed or degenerate fit is retried with a
     10x larger covariance regulariser."""
+    from sklearn.exceptions import ConvergenceWarning  # here: scikit-learn costs a second at import
+    from sklearn.mixture import GaussianMixture
+
     reg, last_error = 1e-6, None
     for attempt in range(tries):
         try:
@@ -218,6 +219,8 @@ def _umap_labels(points, k, seed, n_components=10, n_neighbors=UMAP_NEIGHBORS, n
         warnings.simplefilter("ignore")  # umap warns that random_state disables its parallelism
         embedding = umap.UMAP(n_components=min(n_components, n - 2), n_neighbors=min(n_neighbors, n - 1),
                               min_dist=0.0, random_state=seed, n_epochs=n_epochs).fit_transform(points)
+    from sklearn.mixture import GaussianMixture
+
     gmm = GaussianMixture(k, covariance_type="full", n_init=n_init, random_state=seed, reg_covar=1e-5)
     labels = gmm.fit(embedding).predict(embedding)
     return labels, {"umap_dims": embedding.shape[1], "umap_neighbors": min(n_neighbors, n - 1),
@@ -331,10 +334,12 @@ def warm_up_loss(model, guide, x, labels, elbo=None, label_weight=0.0):
     return loss + label_weight * (loss - elbo.differentiable_loss(model, shared, x))
 
 
-def warm_up(model, guide, x, labels, *, epochs, batch_size, lr, seed, label_weight=0.0, progress=False):
+def warm_up(model, guide, x, labels, *, epochs, batch_size, lr, seed, label_weight=0.0, progress=False,
+            on_epoch_end=None):
     """``epochs`` of the ELBO with the cluster observed at ``labels`` (Adam over all parameters; see
-    :func:`warm_up_loss`, with ``label_weight``); returns the loss per datapoint of each epoch. The enumerated parents of the
-    cluster (a hierarchy's super-cluster) stay enumerated."""
+    :func:`warm_up_loss`, with ``label_weight``); returns the loss per datapoint of each epoch
+    (``on_epoch_end(epoch, loss)`` is called after each). The enumerated parents of the cluster (a hierarchy's
+    super-cluster) stay enumerated."""
     elbo = make_elbo()
     params = [p for m in (model, guide) for p in m.parameters() if p.requires_grad]
 
@@ -343,7 +348,8 @@ def warm_up(model, guide, x, labels, *, epochs, batch_size, lr, seed, label_weig
 
     losses = _minibatch_epochs(batch_loss, params, x.shape[0], x.device, epochs=epochs, batch_size=batch_size,
                                lr=lr, seed=seed + 2, desc="warm-up",
-                               fix="lower --pretrain-lr or pass --init-warmup-epochs 0", progress=progress)
+                               fix="lower --pretrain-lr or pass --init-warmup-epochs 0", progress=progress,
+                               on_epoch_end=on_epoch_end)
     for p in params:
         p.grad = None
     return losses

@@ -5,7 +5,6 @@ the end of any epoch and resumed to the same result (``state_dict`` / ``load_sta
 Files are the business of :mod:`pyro_gmvae.runs`; this module only computes.
 """
 
-import copy
 import dataclasses
 import math
 import sys
@@ -17,26 +16,25 @@ import torch
 
 from ..data import Dataset, validate_data
 from ..data.binarize import binarize_epoch, binarize_static, check_binarizable
-from ..errors import ConfigError, DataError, TrainingError
-from ..evaluation.marginal import elbo_per_datapoint
-from ..evaluation.metrics import (active_clusters, cluster_information, clustering_scores, hungarian_accuracy,
-                                  most_confident_accuracy, used_clusters)
+from ..errors import DataError, TrainingError
+from ..evaluation.metrics import (active_clusters, cluster_information, clustering_scores, most_confident_accuracy,
+                                  used_clusters)
 from ..evaluation.responsibilities import cluster_marginals
 from ..nn import use_autocast
+from .callbacks import CollapseWarning, call, check_callbacks
 from .cluster_inference import make_cluster_inference
 from .distributed import World, check_jit, check_shards, global_mean, wrap
 from .elbo import use_jit
 from .free_bits import FreeBitsMessenger
 from .local_params import LocalParams
 from .minibatch import minibatch_epochs, permutation, progress_bar
-from .objective import IWAEObjective, KLScaleMessenger, Objective, kl_warmup_beta, step_decay  # noqa: F401
-from .pretrain import init_guide_scale, initialise_prior, pretrain_autoencoder, warm_up
+from .objective import Objective, kl_warmup_beta, step_decay, training_objective  # noqa: F401
+from .pretrain import pretrain_autoencoder
+from .starts import START_ELBO_SAMPLES, best_start, run_start  # noqa: F401 (START_ELBO_SAMPLES: importable here)
 from .state import (OPTIM_FORMAT, check_world_size, pyro_optim_state_to_torch,  # noqa: F401 (importable here)
                     rng_state, set_rng_state)
 
 COLLAPSE_THRESHOLD = 0.01
-#: guide samples per datapoint of the ELBO that chooses among several starts (``umap_neighbors``)
-START_ELBO_SAMPLES = 10
 
 
 class Trainer:
@@ -51,9 +49,12 @@ class Trainer:
     ...                   progress=False).fit(data)
     >>> [row["epoch"] for row in history]
     [1, 2]
+
+    ``callbacks``: objects whose ``on_train_begin``, ``on_pretrain_epoch_end``, ``on_epoch_end`` and
+    ``on_train_end`` are called at those events (:mod:`pyro_gmvae.inference.callbacks`).
     """
 
-    def __init__(self, model, guide, config, *, pretrain_epochs=0, progress=True, phases=None):
+    def __init__(self, model, guide, config, *, pretrain_epochs=0, progress=True, phases=None, callbacks=None):
         self.model, self.guide, self.config = model, guide, config
         # PyroModules look their parameters up by name in Pyro's param store: the trainer keeps its own
         # store (module-local parameters), so an earlier model of the same names cannot take the updates.
@@ -70,16 +71,14 @@ class Trainer:
         self.progress = progress
         self.phases = progress if phases is None else phases  # the line per phase, apart from the bars
         self._bar = None
+        self.callbacks = check_callbacks(callbacks)
+        self._collapse = CollapseWarning(COLLAPSE_THRESHOLD)  # once per run, not every epoch
+        self._began = False
         self.epoch = 0
         self.pretrain_report = None
         self.free_bits = None
         # how the cluster is inferred (inference/cluster_inference.py): the model, guide and ELBO as trained
         self.cluster_inference = make_cluster_inference(guide, config)
-        if config.init_warmup_label_weight and self.cluster_inference.name != "exact":
-            raise ConfigError(f"the warm-up's label weight ({config.init_warmup_label_weight}) is the cross-entropy "
-                              "of the enumerated cluster posterior, but clusters are inferred by "
-                              f"{self.cluster_inference.name!r}; pass cluster_inference='exact' (--cluster-inference "
-                              "exact) or init_warmup_label_weight=0 (--init-warmup-label-weight 0)")
         # the loss is traced (JitTraceEnum_ELBO) if config.jit says so, or by default where that is safe
         self.jit = use_jit(config, model, guide, distributed=self.world.distributed,
                            strategy=self.cluster_inference.name)
@@ -89,16 +88,9 @@ class Trainer:
             self.free_bits = FreeBitsMessenger(config.free_bits, config.free_bits_site, config.free_bits_group,
                                                reduce=global_mean(self.world) if self.world.distributed else None)
             train_model = self.free_bits(train_model)
-        if config.objective == "iwae" and self.cluster_inference.name != "exact":
-            raise ConfigError(f"the iwae objective sums the clusters exactly in each weight, but clusters are inferred "
-                              f"by {self.cluster_inference.name!r}; pass cluster_inference='exact' (--cluster-inference "
-                              "exact) or objective='elbo' (--objective elbo)")
-        train_guide, self.kl_warmup = self.cluster_inference.guide, None
-        if config.kl_warmup_epochs:  # beta of the KL, in the model and the guide alike, set at every step
-            self.kl_warmup = KLScaleMessenger(kl_warmup_beta(self.epoch, config.kl_warmup_epochs))
-            train_model, train_guide = self.kl_warmup(train_model), self.kl_warmup(train_guide)
-        elbo = (IWAEObjective(config.num_particles) if config.objective == "iwae"
-                else self.cluster_inference.make_elbo(config.num_particles, self.jit))
+        # the ELBO or the IWAE bound; the model and guide under the KL warm-up's handler, whose beta _step sets
+        elbo, train_model, train_guide, self.kl_warmup = training_objective(config, self.cluster_inference,
+                                                                            train_model, self.jit)
         # The objective as a module (Pyro's ELBOModule) and a plain torch optimiser, as Pyro's Lightning
         # example; DDP wraps the objective when torchrun started several processes (see fit).
         self.objective = Objective(model, self.cluster_inference.guide, elbo, train_model, scale=self.world.size,
@@ -158,6 +150,7 @@ class Trainer:
         ``model``, ``guide`` and ``pretrain_report``, from the run ``pretrained_from``) its weights are taken;
         otherwise, before the first epoch, with ``pretrain_epochs`` and no pretraining done yet,
         :meth:`pretrain` runs. Returns True when it pretrained (the caller may keep the weights)."""
+        self._begin(data)
         if pretrained is not None:
             self.model.load_state_dict(pretrained["model"])
             self.guide.load_state_dict(pretrained["guide"])
@@ -195,78 +188,35 @@ class Trainer:
                   f"batch {batch_size}")
         losses = pretrain_autoencoder(self.model, self.guide, data.x, epochs=epochs, batch_size=batch_size,
                                       lr=config.pretrain_lr, seed=config.seed, recipe=config.pretrain_recipe,
-                                      progress=self.progress)
+                                      progress=self.progress, on_epoch_end=self._start_epoch("pretrain"))
+        # the loss of every epoch: curves.png draws the whole run (older reports have the last one only)
         report = {"pretrain_epochs": epochs, "pretrain_recipe": config.pretrain_recipe,
-                  "pretrain_loss": losses[-1] if losses else None}
+                  "pretrain_loss": losses[-1] if losses else None, "pretrain_losses": losses}
         if hasattr(prior, "init_from_gmm"):
             candidates = config.umap_neighbors or (None,)
-            report.update(self._start(data, candidates[0]) if len(candidates) == 1
-                          else self._best_start(data, candidates))
+            if len(candidates) == 1:
+                report.update(run_start(self, data, candidates[0], on_epoch_end=self._start_epoch("warmup")))
+            else:  # the warm-up's rows of the start kept, once it is chosen
+                report.update(best_start(self, data, candidates))
+                replay = self._start_epoch("warmup")
+                for epoch, loss in enumerate(report.get("warmup_losses", ()) if replay else (), 1):
+                    replay(epoch, loss)
         report["pretrain_seconds"] = time.perf_counter() - t0
         self.pretrain_report = report
         return report
 
-    def _start(self, data, n_neighbors=None):
-        """The mixture from the start's labels (``config.init``; UMAP's ``n_neighbors``), the ``q(z | x)`` scale
-        and the warm-up; returns the report."""
-        config, prior = self.config, self.model.prior
-        options = "" if n_neighbors is None else f", UMAP's {n_neighbors} neighbours"
-        self._say(f"initialising the {prior.num_clusters}-component mixture from the encoder means "
-                  f"(--init {config.init}{options})")
-        t1 = time.perf_counter()
-        labels, report = initialise_prior(prior, self.guide, data.x, strategy=config.init, seed=config.seed,
-                                          n_epochs=config.umap_epochs, n_neighbors=n_neighbors)
-        report["init_seconds"] = time.perf_counter() - t1
-        if data.y is not None:  # the start's own labels (UMAP + GMM, or the GMM): what the model starts from
-            report["start_labels_acc"] = hungarian_accuracy(data.y, labels)
-        if config.init_guide_scale is not None:
-            init_guide_scale(self.guide, config.init_guide_scale)
-        report.update(self._start_scores(data, "init"))
-        if config.init_warmup_epochs:
-            self._say(f"warm-up: {config.init_warmup_epochs} epochs with the clusters fixed at the start's labels")
-            warm = warm_up(self.model, self.guide, data.x, labels, epochs=config.init_warmup_epochs,
-                           batch_size=config.batch_size, lr=config.pretrain_lr, seed=config.seed,
-                           label_weight=config.init_warmup_label_weight, progress=self.progress)
-            report["warmup_loss"] = warm[-1]
-            report.update(self._start_scores(data, "warmup"))
-        return report
+    def _start_epoch(self, phase):
+        """``on_epoch_end(epoch, loss)`` of a stage of the start: the callbacks' ``on_pretrain_epoch_end``."""
+        if not (self.callbacks and self.world.is_main):
+            return None
+        return lambda epoch, loss: call(self.callbacks, "on_pretrain_epoch_end", self,
+                                        {"phase": phase, "epoch": epoch, "loss": loss})
 
-    def _best_start(self, data, candidates):
-        """A start (:meth:`_start`) for each of UMAP's neighbourhood sizes ``candidates``, each from the same
-        autoencoder and random state; the one whose model has the highest ELBO on ``data`` (enumerated clusters,
-        :data:`START_ELBO_SAMPLES` guide samples per datapoint, the same noise for every candidate) is kept, with
-        the random state it left. Labels are never read to choose: the report's scores are for reading."""
-        modules = (self.model, self.guide)
-        autoencoder, rng = [copy.deepcopy(m.state_dict()) for m in modules], rng_state()
-        tried, best = [], None
-        for n_neighbors in candidates:
-            for module, state in zip(modules, autoencoder):
-                module.load_state_dict(state)
-            set_rng_state(rng)
-            report = self._start(data, n_neighbors)
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
-                    torch.no_grad():
-                torch.manual_seed(self.config.seed)
-                elbo = float(elbo_per_datapoint(self.model, self.guide, data, START_ELBO_SAMPLES).mean())
-            tried.append({"umap_neighbors": n_neighbors, "elbo": elbo,
-                          **{k: v for k, v in report.items() if k.endswith(("_acc", "_nmi", "_ari"))}})
-            if best is None or elbo > best[0]:
-                best = (elbo, [copy.deepcopy(m.state_dict()) for m in modules], rng_state(), report, n_neighbors)
-        elbo, states, rng, report, chosen = best
-        for module, state in zip(modules, states):
-            module.load_state_dict(state)
-        set_rng_state(rng)
-        scores = ", ".join(f"{t['umap_neighbors']}: {t['elbo']:.3f}" for t in tried)
-        self._say(f"kept the start from UMAP's {chosen} neighbours: ELBO {elbo:.3f} per datapoint (tried {scores})")
-        return {**report, "umap_neighbors": chosen, "start_elbo": elbo, "start_candidates": tried}
-
-    def _start_scores(self, data, prefix):
-        """acc/NMI/ARI of the model as it stands, for the report only: the start's scores never choose anything."""
-        if data.y is None:
-            return {}
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            scores = self.evaluate(data)  # leaves the random state of training as it was
-        return {f"{prefix}_{k}": v for k, v in scores.items() if k in ("acc", "nmi", "ari")}
+    def _begin(self, data):
+        """The callbacks' ``on_train_begin``, once per trainer, before its first work."""
+        if not self._began and self.world.is_main:
+            call(self.callbacks, "on_train_begin", self, data)
+        self._began = True
 
     # -- SVI ------------------------------------------------------------------------------------
     def train_epoch(self, x):
@@ -427,6 +377,7 @@ class Trainer:
 
     def _fit(self, data, on_epoch_end):
         self.check_data(data)
+        self._begin(data)
         values = self._on_device(data).x  # gray levels, drawn afresh each epoch by --binarize dynamic
         data = self._binary(self._on_device(data))
         self._seed_once()
@@ -456,6 +407,8 @@ class Trainer:
                 self._epochs(data, history, on_epoch_end, values)
             finally:
                 self._bar = None
+        if self.world.is_main:
+            call(self.callbacks, "on_train_end", self, history)
         return history
 
     def _epochs(self, data, history, on_epoch_end, values):
@@ -473,11 +426,13 @@ class Trainer:
             if self.world.is_main:
                 row.update(self.evaluate(data))
             row["seconds"] = time.perf_counter() - t0
-            if self.world.is_main and getattr(self.model.prior, "components_are_clusters", True):
-                self._warn_collapse(row)  # not for components that are not clusters (the VampPrior's)
+            if self.world.is_main:
+                self._warn_collapse(row)
             history.append(row)
             if on_epoch_end is not None:
-                on_epoch_end(self, row)
+                on_epoch_end(self, row)  # the checkpoint first: a callback that fails leaves the epoch saved
+            if self.world.is_main:
+                call(self.callbacks, "on_epoch_end", self, row)
             if bar is not None:
                 bar.set_postfix({k: round(v, 3) for k, v in row.items() if k in ("epoch", "elbo", "acc", "nmi")})
 
@@ -490,17 +445,4 @@ class Trainer:
         return self.scheduler.get_last_lr()[0]
 
     def _warn_collapse(self, row):
-        k = self.model.num_clusters
-        active, used = row.get("num_active_clusters"), row.get("num_used_clusters")
-        if active is not None and k > 1 and min(active, used) < k / 2:
-            counts = {"active": (active, f"{{}} of {k} clusters are active (over {COLLAPSE_THRESHOLD:.0%} of the "
-                                         "responsibility)"),
-                      "used": (used, f"{{}} of {k} clusters are the most probable cluster of over "
-                                     f"{COLLAPSE_THRESHOLD:.0%} of the points")}
-            low = [text.format(f"only {n}") for n, text in counts.values() if n < k / 2]
-            fine = [text.format(n) for n, text in counts.values() if n >= k / 2]
-            warnings.warn(f"epoch {row['epoch']}: {' and '.join(low)}" + (f", while {fine[0]}" if fine else "")
-                          + "; the mixture is collapsing: try free bits (free_bits= / --free-bits), longer "
-                          "pretraining (pretrain_epochs= / --pretrain-epochs) or a lower learning rate (lr= / --lr)",
-                          RuntimeWarning, stacklevel=2)
-
+        self._collapse.on_epoch_end(self, row)

@@ -22,14 +22,14 @@ from .storage import storage_error, write_json
 
 
 def train_run(model_config, train_config, dataset, out, *, data_spec=None, resume=False, overwrite=False,
-              pretrained=None, progress=True, phases=None, log=print, plan=None):
+              pretrained=None, progress=True, phases=None, log=print, plan=None, callbacks=None):
     """Train into the run folder ``out`` (see the module docstring); returns the :class:`Trainer`.
 
     Everything is checked before anything is written: the configs, the data against the model,
     the device, the folder, and the checkpoints to resume from or to take pretrained weights from.
     With ``resume=True`` the configs must be those of ``out/config.json`` (``epochs`` and
     ``device`` may change). ``progress`` shows the bars, ``phases`` the line per phase (default: as
-    ``progress``). With ``plan``, the :class:`~pyro_gmvae.inference.distributed.World` of processes about
+    ``progress``). ``callbacks``: the :class:`Trainer`'s (:mod:`pyro_gmvae.inference.callbacks`). With ``plan``, the :class:`~pyro_gmvae.inference.distributed.World` of processes about
     to be started (``--devices N``), only check what each of them would, and return None.
     """
     out = Path(out)
@@ -52,7 +52,7 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
     pyro.set_rng_seed(train_config.seed)  # the initial weights are part of the run's result
     model, guide = build(model_config)
     trainer = Trainer(model, guide, train_config, pretrain_epochs=MODELS[model_config.model].pretrain_epochs,
-                      progress=progress, phases=phases)
+                      progress=progress, phases=phases, callbacks=callbacks)
     trainer.check_data(dataset)  # NaN/Inf, range for Bernoulli, feature size, enough datapoints
     starts = hasattr(getattr(model, "prior", None), "init_from_gmm")  # a pretraining ends with a start
     if not resume and pretrained is None and trainer.pretrain_epochs and starts:

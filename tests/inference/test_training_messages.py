@@ -28,6 +28,14 @@ def test_the_collapse_warning_names_the_low_count(active, used, low, fine):
     assert message.startswith(f"epoch 3: {low}") and fine in message and "collapsing" in message
 
 
+def test_the_collapse_warning_comes_once_per_run():
+    trainer = _trainer()
+    with pytest.warns(RuntimeWarning) as record:
+        for epoch in (3, 4, 5):
+            trainer._warn_collapse({"epoch": epoch, "num_active_clusters": 1, "num_used_clusters": 1})
+    assert [str(w.message)[:8] for w in record] == ["epoch 3:"]
+
+
 def test_pretraining_a_prior_without_init_from_gmm_says_so():
     trainer = _trainer(model="vae")
     with pytest.warns(RuntimeWarning, match="has no init_from_gmm.*--pretrain-epochs 0"):
