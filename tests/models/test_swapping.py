@@ -65,7 +65,7 @@ def test_a_guide_that_does_not_fit_the_prior_is_refused():
 
 @pytest.mark.parametrize("field,value,message", [
     ("prior", "gamma", "unknown prior 'gamma'; choose one of: "),
-    ("guide", "flow", "unknown guide 'flow'; choose one of: diagonal, lowrank"),
+    ("guide", "flow", "unknown guide 'flow'; choose one of: diagonal, iaf, lowrank"),
     ("model", "dec", "unknown model 'dec'; choose one of: "),
 ])
 def test_unknown_names_list_the_valid_ones(field, value, message):
