@@ -120,10 +120,12 @@ def _fill_disk_after(monkeypatch, num_bytes):
 
 
 def _one_error_line(capfd, command):
+    """The one error line, last; before it only training's phase lines and warnings (one line each)."""
     err = capfd.readouterr().err.strip()
     lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"pyro-gmvae {command}: error: "), err
-    return lines[0]
+    assert lines[-1].startswith(f"pyro-gmvae {command}: error: "), err
+    assert all(line.startswith(("pyro-gmvae: ", f"pyro-gmvae {command}: warning: ")) for line in lines[:-1]), err
+    return lines[-1]
 
 
 def test_a_full_disk_on_resume_leaves_the_run_as_it_was(tmp_path, good_run, monkeypatch, capfd):

@@ -19,7 +19,7 @@ stored once in the checkpoint, updated once per step, under the guide's names in
 >>> from pyro_gmvae import ModelConfig
 >>> model, guide = build(ModelConfig(prior="vamp", data_dim=6, num_clusters=3, latent_dim=2, network="toy"))
 >>> model.prior.guide() is guide, len({id(p) for p in [*model.parameters(), *guide.parameters()]})
-(True, 9)
+(True, 11)
 """
 
 import inspect
