@@ -120,10 +120,17 @@ def laplace(model, x, space, num_steps=10, max_step=3.0, floor=1e-2, given=None,
         norm = delta.norm(dim=-1, keepdim=True)
         delta = delta * (max_step / norm).clamp(max=1.0)
         z = z + whiten * delta
-    # covariance in whitened units V diag(1 / lambda) V^T; its Cholesky factor, mapped back by the scale
-    cov = eigvecs @ torch.diag_embed(1 / eigvals) @ eigvecs.transpose(-1, -2)
-    scale_tril = torch.linalg.cholesky(cov) * whiten[:, :, None]
-    return z, scale_tril
+    # covariance in whitened units V diag(1 / lambda) V^T; its lower factor, mapped back by the scale
+    return z, _tril_of_inverse(eigvecs, eigvals) * whiten[:, :, None]
+
+
+def _tril_of_inverse(eigvecs, eigvals):
+    """Lower-triangular ``L``, positive diagonal, with ``L L^T = V diag(1 / lambda) V^T``: from the QR of
+    ``(V diag(lambda^-1/2))^T`` rather than the Cholesky of the product, which fails in float32 once the
+    eigenvalues span more than its precision (data of scale 1e6 under a Normal likelihood)."""
+    _, r = torch.linalg.qr((eigvecs * eigvals.rsqrt()[..., None, :]).transpose(-1, -2))
+    tril = r.transpose(-1, -2)
+    return tril * torch.where(tril.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(tril)[..., None, :]
 
 
 def laplace_mixture(model, x, space, num_components=2, num_steps=3):
