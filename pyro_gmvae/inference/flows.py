@@ -31,6 +31,7 @@ from pyro.distributions.transforms import ConditionalAffineAutoregressive
 from pyro.nn import ConditionalAutoRegressiveNN
 from torch import nn
 
+from ..config import MAX_FLOW_LAYERS
 from ..errors import check_positive
 from ..models.priors import positive
 from ..registry import GUIDES
@@ -76,7 +77,7 @@ class IAFHead(nn.Module):
 
     def __init__(self, in_dim, dim, flow_layers=2):
         super().__init__()
-        check_positive("flow_layers", flow_layers, integer=True)
+        check_positive("flow_layers", flow_layers, integer=True, maximum=MAX_FLOW_LAYERS)
         self.loc = nn.Linear(in_dim, dim)
         self.scale_raw = nn.Linear(in_dim, dim)
         hidden = [max(2 * dim, 32)] * 2

@@ -17,7 +17,8 @@ from .checkpoint import CHECKPOINT, CONFIG, config_record, load_checkpoint, PRET
 from .data import check_data_fingerprint, data_fingerprint
 from .folder import RunFolder, check_not_in_use, clear_run_dir, prepare_run_dir, remove_stale_temporaries
 from .preflight import check_compatible, check_data_scale, check_device, check_free_bits_objective, \
-    check_free_bits_site, check_model_size, check_resume_config, check_settings_apply, check_training_state
+    check_free_bits_site, check_model_size, check_resume_config, check_settings_apply, check_step_memory, \
+    check_training_state
 from .storage import storage_error, write_json
 
 
@@ -49,6 +50,7 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
         check_resume_config(out, model_config, train_config)
         check_data_fingerprint(out, dataset, log)
     check_model_size(model_config, train_config.device)
+    check_step_memory(model_config, train_config, dataset.num_datapoints)
     pyro.set_rng_seed(train_config.seed)  # the initial weights are part of the run's result
     model, guide = build(model_config)
     trainer = Trainer(model, guide, train_config, pretrain_epochs=MODELS[model_config.model].pretrain_epochs,
