@@ -101,10 +101,11 @@ def check_step_memory(model_config, train_config, num_datapoints):
         return
     model, guide = built
     decoder, encoder = _width(getattr(model, "decoder", None)), _width(getattr(guide, "encoder", None))
+    heads = _width(guide) - encoder  # the guide's heads, a flow's networks included
     batch = min(train_config.batch_size, num_datapoints) * train_config.num_particles
     pseudo = getattr(getattr(model, "prior", None), "pseudo_inputs", None)
     enumerated = batch * model_config.num_clusters * model_config.latent_dim
-    activations = batch * (decoder + encoder) + (0 if pseudo is None else pseudo.shape[0] * encoder)
+    activations = batch * (decoder + encoder + heads) + (0 if pseudo is None else pseudo.shape[0] * encoder)
     itemsize = torch.finfo(torch.get_default_dtype()).bits // 8
     particles = "" if train_config.num_particles == 1 else f"{train_config.num_particles:,} particles x "
     clusters = "--num-clusters" if model_config.num_pseudo_inputs is None else "--num-pseudo-inputs"
@@ -153,6 +154,14 @@ def check_compatible(state, model, guide, run_dir):
             diff = sorted(set(expected.items()) ^ set(found.items()))[:3]
             raise CheckpointError(f"the checkpoint in {run_dir} was written for another model configuration "
                                   f"(first differences: {diff}); use the config.json that came with it")
+
+
+def check_compatible_config(state, model_config, run_dir):
+    """:func:`check_compatible` on the model of ``model_config`` built on the meta device: a config.json edited
+    to ask for another model (a huge one included) is refused before its tensors are allocated."""
+    built = _meta_build(model_config)
+    if built is not None:
+        check_compatible(state, *built, run_dir)
 
 
 #: Training settings that may change when a run is resumed; the others would change its result.
