@@ -166,8 +166,8 @@ def check_recorded_plugins(modules, where):
         try:
             _check_name(name)
         except ConfigError:
-            raise ConfigError(f"{where} is corrupt (its plugins name {name!r}, which is not the absolute name of a "
-                              "module outside pyro_gmvae); rewrite it or train again") from None
+            raise ConfigError(f"{where} is corrupt (plugin {name!r} is not an absolute module name, of a module "
+                              "outside pyro_gmvae); rewrite it or train again") from None
     if _trust_all:
         return
     declared = None

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_gmvae import ModelConfig, build, cli, memory, runs
+from pyro_gmvae import ModelConfig, build, cli, memory, plugins, runs
 from pyro_gmvae.errors import ConfigError
 from pyro_gmvae.evaluation.refined import _tril_of_inverse
 from pyro_gmvae.inference.flows import IAFHead
@@ -17,6 +17,15 @@ from pyro_gmvae.plugins import check_recorded_plugins
 from cli_cases import TINY, assert_refused, copy_run, good_run, on_run, snapshot, train  # noqa: F401
 
 GIB = 2 ** 30
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_plugins():
+    """Runs made here record no plugin module that another test file imported (before the good run is made)."""
+    imported = list(plugins._imported)
+    plugins._imported[:] = []
+    yield
+    plugins._imported[:] = imported
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +71,7 @@ CLI_CASES = {
     "compare-missing-run": (compare(missing=True), ["missing has no config.json"]),
     # plugins recorded in config.json that no run writes: a corrupt file, named as such
     "plugin-not-a-name": (on_run(lambda run: ["evaluate", str(run)], _edit_config(None, "plugins", [5])),
-                          ["config.json is corrupt", "plugins name 5"]),
+                          ["config.json is corrupt", "plugin 5 is not"]),
     "plugin-not-a-name-trusted": (on_run(lambda run: ["evaluate", str(run), "--trust-plugins"],
                                          _edit_config(None, "plugins", ["a b"])),
                                   ["config.json is corrupt", "'a b'"]),
