@@ -158,3 +158,18 @@ def test_a_recorded_plugin_is_named_once(tmp_path):
     with pytest.raises(ConfigError) as e:
         check_recorded_plugins(["not_imported_plugin", "not_imported_plugin"], "run/config.json")
     assert str(e.value).count("--import not_imported_plugin") == 1
+
+
+def test_a_flow_scores_one_value_under_every_component():
+    """q(z | x) = sum_c q(c | x) q(z | x, c) scores z under each component's flow: a traceback before."""
+    head = IAFHead(in_dim=4, dim=3, flow_layers=2)
+    h, z = torch.randn(5, 2, 4), torch.randn(5, 1, 3)
+    log_prob = head(h).log_prob(z)
+    for k in range(2):
+        assert torch.allclose(log_prob[:, k], head(h[:, k]).log_prob(z[:, 0]), atol=1e-5)
+
+
+@pytest.mark.parametrize("inference", ["amortized", "relaxed"])
+def test_an_iaf_guide_trains_with_a_cluster_inference(inference, tmp_path):
+    assert cli.main(["train", *TINY, "--guide", "iaf", "--cluster-inference", inference,
+                     "--out", str(tmp_path / "run")]) == 0

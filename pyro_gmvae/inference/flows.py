@@ -57,6 +57,12 @@ class FlowNormal(dist.TransformedDistribution):
             z = t(z)
         return z
 
+    def log_prob(self, value):
+        # a mixture of flows (q(z | x) = sum_c q(c | x) q(z | x, c): the amortized and relaxed cluster inferences)
+        # scores one value under every component; Pyro's autoregressive networks do not broadcast it: expand it
+        shape = torch.broadcast_shapes(value.shape, self.batch_shape + self.event_shape)
+        return super().log_prob(value if value.shape == shape else value.expand(shape))
+
     @property
     def mean(self):
         return self._moment_draws().mean(0)
