@@ -173,3 +173,17 @@ def test_a_flow_scores_one_value_under_every_component():
 def test_an_iaf_guide_trains_with_a_cluster_inference(inference, tmp_path):
     assert cli.main(["train", *TINY, "--guide", "iaf", "--cluster-inference", inference,
                      "--out", str(tmp_path / "run")]) == 0
+
+
+def test_importance_chunks_shrink_with_the_components():
+    """evaluate on a VampPrior of 20,000 pseudo-inputs asked for 6.4 GB in one chunk; up to 10 clusters the
+    chunks are as they were."""
+    from pyro_gmvae.evaluation.marginal import CHUNK_ELEMENTS, chunk_samples
+
+    small = ModelConfig(data_dim=6, num_clusters=4, latent_dim=5, network="toy")
+    vamp = ModelConfig(prior="vamp", num_pseudo_inputs=20000, data_dim=6, latent_dim=5, network="toy")
+    with torch.device("meta"):
+        (small_model, _), (vamp_model, _) = build(small), build(vamp)
+    assert chunk_samples(small_model, 3) == CHUNK_ELEMENTS // 3
+    assert chunk_samples(vamp_model, 500) * 500 * 20000 <= CHUNK_ELEMENTS * 10
+    assert chunk_samples(vamp_model, 500, chunk_size=7) == 7

@@ -44,7 +44,7 @@ import torch
 from ..errors import ConfigError, check_positive
 from .inputs import model_input
 from .latents import LatentSpace, log_joint
-from .marginal import CHUNK_ELEMENTS, KHAT_THRESHOLD, log_mean_exp_stderr, mc_stderr_of_mean, psis
+from .marginal import KHAT_THRESHOLD, chunk_samples, log_mean_exp_stderr, mc_stderr_of_mean, psis
 
 #: ``defensive``: ``(1 - alpha)`` a Gaussian fit + ``alpha`` the guide; ``defensive-t``: the same with a Student-t fit
 #: (Hesterberg 1995's defensive mixture: a weight is at most ``1 / alpha`` times the guide's own, so the estimate
@@ -211,7 +211,7 @@ class Proposal:
 def proposal_log_weights(model, x, space, proposal, num_samples, chunk_size=None, return_draws=False):
     """``(num_samples, N)`` log-weights ``log p(x, z) - log r(z | x)``, ``z ~ r``, in chunks of samples
     (with ``return_draws``, also the draws ``z`` ``(num_samples, N, dim)``)."""
-    size = chunk_size or max(1, CHUNK_ELEMENTS // max(x.shape[0], 1))
+    size = chunk_samples(model, x.shape[0], chunk_size)
     out, draws = [], []
     for start in range(0, num_samples, size):
         z = proposal.sample(min(size, num_samples - start))
