@@ -24,6 +24,9 @@ MAX_SEED = 2 ** 32 - 1
 COMPUTE_DTYPES = ("float32", "bfloat16")
 #: The training objectives: the enumerated ELBO, or the importance-weighted bound (inference/objective.py).
 OBJECTIVES = ("elbo", "iwae")
+#: The most flows of a flow guide: each is a network run in sequence at every step (the IAF paper's few, far
+#: above); thousands only take hours to build and exhaust memory in the first step.
+MAX_FLOW_LAYERS = 100
 #: Free bits per site, or per latent dimension.
 FREE_BITS_GROUPS = ("site", "dim")
 
@@ -94,7 +97,7 @@ class ModelConfig(_AsDict):
             if "flow_layers" not in inspect.signature(GUIDES[self.guide]).parameters:
                 raise ConfigError(f"flow_layers (--flow-layers) is for a flow guide such as 'iaf', but the guide is "
                                   f"{self.guide!r}; pass guide='iaf' (--guide iaf), or drop flow_layers")
-            check_positive("flow_layers", self.flow_layers, integer=True)
+            check_positive("flow_layers", self.flow_layers, integer=True, maximum=MAX_FLOW_LAYERS)
         families = getattr(PRIORS[self.prior_name], "guide_families", None)
         if families is not None and self.guide not in families:
             raise ConfigError(f"the prior {self.prior_name!r} works with the guides {', '.join(families)}, not "

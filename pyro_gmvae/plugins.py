@@ -162,12 +162,17 @@ def check_recorded_plugins(modules, where):
     """Refuse, before anything is imported, the modules of ``modules`` (recorded in ``where``, a run's
     config.json) that the user has not trusted: neither imported already, nor declared by an installed
     package as a ``pyro_gmvae.plugins`` entry point, nor allowed by :func:`trust_plugins`."""
+    for name in modules:  # a name no run writes: the file was edited (or comes from someone else)
+        try:
+            _check_name(name)
+        except ConfigError:
+            raise ConfigError(f"{where} is corrupt (plugin {name!r} is not an absolute module name, of a module "
+                              "outside pyro_gmvae); rewrite it or train again") from None
     if _trust_all:
         return
     declared = None
     untrusted = []
-    for name in modules:
-        _check_name(name)
+    for name in dict.fromkeys(modules):
         if name in sys.modules:
             continue
         declared = _entry_point_modules() if declared is None else declared

@@ -20,23 +20,26 @@ import torch
 from ..data.binarize import binarize_static
 from ..errors import ConfigError, check_positive
 from ..runs import load_run, load_run_data
-from .estimators import COUNTS, check_estimator, estimate_log_likelihood
+from .ais import check_ais_memory
+from .estimators import COUNTS, check_block_memory, check_estimator, default_count, estimate_log_likelihood
 from .marginal import mc_stderr_of_mean
+from .report import ais_work
 
 
-def _scored_data(run_dir, split, num_datapoints, device):
-    _, _, model_config, train_config, _ = load_run(run_dir, device)
+def _scored_data(run_dir, train_config, split, num_datapoints, device):
     data = load_run_data(run_dir, split, device)
     x = data.x if num_datapoints is None else data.x[:num_datapoints]
-    return (binarize_static(x) if train_config.binarize is not None else x), model_config
+    return binarize_static(x) if train_config.binarize is not None else x
 
 
 def compare_runs(run_a, run_b, *, estimator="is-guide", num_samples=None, split="test", num_datapoints=None,
-                 device="cpu", batch_size=100, seed=0):
+                 device="cpu", batch_size=100, seed=0, progress=False, log=None):
     """``log p(x)`` of the runs ``run_a`` and ``run_b`` on the same datapoints (the first ``num_datapoints`` of
     ``split`` of their data set, binarized as the runs were scored) by ``estimator``, and the paired
     difference B - A with its standard errors (module docstring). Refused in one line, before any estimate,
-    when the two runs' data differ."""
+    when a run folder cannot be opened, the two runs' data differ or the estimate would not fit in memory.
+    ``progress`` and ``log`` as :func:`~pyro_gmvae.evaluation.report.evaluate_run`'s (AIS's progress, the line
+    saying its work)."""
     check_estimator(estimator)
     if num_samples is not None:
         if "num_samples" not in COUNTS[estimator]:
@@ -44,20 +47,32 @@ def compare_runs(run_a, run_b, *, estimator="is-guide", num_samples=None, split=
         check_positive("--num-samples", num_samples, integer=True)
     if num_datapoints is not None:
         check_positive("--num-datapoints", num_datapoints, integer=True)
-    x_a, config_a = _scored_data(run_a, split, num_datapoints, device)
-    x_b, config_b = _scored_data(run_b, split, num_datapoints, device)
+    check_positive("--batch-size", batch_size, integer=True)
+    loaded = {name: load_run(run_dir, device) for name, run_dir in (("a", run_a), ("b", run_b))}  # both open first
+    x_a, x_b = (_scored_data(run_dir, loaded[name][3], split, num_datapoints, device)
+                for name, run_dir in (("a", run_a), ("b", run_b)))
     if x_a.shape != x_b.shape or not torch.equal(x_a, x_b):
         raise ConfigError(f"the runs {run_a} and {run_b} are scored on different data ({tuple(x_a.shape)} and "
                           f"{tuple(x_b.shape)}, or other values: another data set, split or binarization); "
                           "compare runs trained on the same data set")
+    counts = {k: default_count(estimator, k) for k in COUNTS[estimator]}
+    counts.update({} if num_samples is None else {"num_samples": num_samples})
+    for model, guide, *_ in loaded.values():  # before any estimate, so that no work is lost to a refusal
+        if "num_samples" in counts:
+            check_block_memory(counts["num_samples"], min(batch_size, x_a.shape[0]), device)
+        else:
+            check_ais_memory(model, guide, x_a, counts["num_steps"], counts["num_chains"], batch_size=batch_size)
+    if log is not None and estimator == "ais":
+        log(ais_work("AIS of each run", x_a.shape[0], counts))
     options = {} if num_samples is None else {"num_samples": num_samples}
     rows = {}
-    for name, run_dir in (("a", run_a), ("b", run_b)):
-        model, guide, *_ = load_run(run_dir, device)
+    for name, (model, guide, *_) in loaded.items():
         pyro.set_rng_seed(seed)
         with torch.no_grad():
-            estimate = estimate_log_likelihood(model, guide, x_a, estimator, batch_size=batch_size, **options)
+            estimate = estimate_log_likelihood(model, guide, x_a, estimator, batch_size=batch_size, **options,
+                                               progress=progress if estimator == "ais" else progress is True)
         rows[name] = (estimate, estimate.summary())
+    config_a, config_b = loaded["a"][2], loaded["b"][2]
     (est_a, sum_a), (est_b, sum_b) = rows["a"], rows["b"]
     d = (est_b.log_likelihood - est_a.log_likelihood).double()
     n = d.shape[0]

@@ -49,6 +49,9 @@ from .inputs import model_input
 SAMPLE_PLATE = "_importance_samples"
 #: Elements of one (samples x datapoints) grid per chunk; enumeration multiplies it by the table size.
 CHUNK_ELEMENTS = 2 ** 17
+#: Clusters up to which a chunk holds CHUNK_ELEMENTS; with more (a VampPrior's 500 pseudo-inputs), its samples
+#: shrink in proportion, so that the enumerated table stays that of 10 clusters (GiB per chunk, else).
+CHUNK_CLUSTERS = 10
 #: Pareto k-hat above this marks an unreliable importance-sampling estimate (Vehtari et al. 2024).
 KHAT_THRESHOLD = 0.7
 
@@ -119,8 +122,14 @@ def summed_log_joint(model_trace, num_samples, n, supplied=()):
     return total
 
 
-def _chunks(num_samples, batch, chunk_size):
-    size = chunk_size or max(1, CHUNK_ELEMENTS // max(batch, 1))
+def chunk_samples(model, batch, chunk_size=None):
+    """Samples per chunk for ``batch`` datapoints of ``model`` (``chunk_size``, if given): see CHUNK_CLUSTERS."""
+    clusters = max(1.0, getattr(model, "num_clusters", 1) / CHUNK_CLUSTERS)
+    return chunk_size or max(1, int(CHUNK_ELEMENTS / (max(batch, 1) * clusters)))
+
+
+def _chunks(num_samples, batch, chunk_size, model=None):
+    size = chunk_samples(model, batch, chunk_size)
     for start in range(0, num_samples, size):
         yield min(size, num_samples - start)
 
@@ -138,7 +147,8 @@ def importance_log_weights(model, guide, x, num_samples, *, chunk_size=None):
     """
     _check_counts(num_samples, 1)
     x = model_input(model, x)
-    return torch.cat([_log_weights_chunk(model, guide, x, s) for s in _chunks(num_samples, x.shape[0], chunk_size)])
+    return torch.cat([_log_weights_chunk(model, guide, x, s) for s in _chunks(num_samples, x.shape[0], chunk_size,
+                                                                                          model)])
 
 
 @torch.no_grad()
@@ -155,7 +165,7 @@ def log_marginal_likelihood(model, guide, data, num_samples=100, batch_size=500,
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size]
         total = None
-        for s in _chunks(num_samples, xb.shape[0], chunk_size):
+        for s in _chunks(num_samples, xb.shape[0], chunk_size, model):
             part = _log_weights_chunk(model, guide, xb, s).logsumexp(0)
             total = part if total is None else torch.logaddexp(total, part)
         out.append(total - math.log(num_samples))
@@ -171,8 +181,8 @@ def elbo_per_datapoint(model, guide, data, num_samples=1, batch_size=500, *, chu
     out = []
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size]
-        total = sum(_log_weights_chunk(model, guide, xb, s).sum(0) for s in _chunks(num_samples, xb.shape[0],
-                                                                                     chunk_size))
+        total = sum(_log_weights_chunk(model, guide, xb, s).sum(0)
+                    for s in _chunks(num_samples, xb.shape[0], chunk_size, model))
         out.append(total / num_samples)
     return torch.cat(out)
 

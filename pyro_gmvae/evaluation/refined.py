@@ -44,7 +44,7 @@ import torch
 from ..errors import ConfigError, check_positive
 from .inputs import model_input
 from .latents import LatentSpace, log_joint
-from .marginal import CHUNK_ELEMENTS, KHAT_THRESHOLD, log_mean_exp_stderr, mc_stderr_of_mean, psis
+from .marginal import KHAT_THRESHOLD, chunk_samples, log_mean_exp_stderr, mc_stderr_of_mean, psis
 
 #: ``defensive``: ``(1 - alpha)`` a Gaussian fit + ``alpha`` the guide; ``defensive-t``: the same with a Student-t fit
 #: (Hesterberg 1995's defensive mixture: a weight is at most ``1 / alpha`` times the guide's own, so the estimate
@@ -120,10 +120,17 @@ def laplace(model, x, space, num_steps=10, max_step=3.0, floor=1e-2, given=None,
         norm = delta.norm(dim=-1, keepdim=True)
         delta = delta * (max_step / norm).clamp(max=1.0)
         z = z + whiten * delta
-    # covariance in whitened units V diag(1 / lambda) V^T; its Cholesky factor, mapped back by the scale
-    cov = eigvecs @ torch.diag_embed(1 / eigvals) @ eigvecs.transpose(-1, -2)
-    scale_tril = torch.linalg.cholesky(cov) * whiten[:, :, None]
-    return z, scale_tril
+    # covariance in whitened units V diag(1 / lambda) V^T; its lower factor, mapped back by the scale
+    return z, _tril_of_inverse(eigvecs, eigvals) * whiten[:, :, None]
+
+
+def _tril_of_inverse(eigvecs, eigvals):
+    """Lower-triangular ``L``, positive diagonal, with ``L L^T = V diag(1 / lambda) V^T``: from the QR of
+    ``(V diag(lambda^-1/2))^T`` rather than the Cholesky of the product, which fails in float32 once the
+    eigenvalues span more than its precision (data of scale 1e6 under a Normal likelihood)."""
+    _, r = torch.linalg.qr((eigvecs * eigvals.rsqrt()[..., None, :]).transpose(-1, -2))
+    tril = r.transpose(-1, -2)
+    return tril * torch.where(tril.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(tril)[..., None, :]
 
 
 def laplace_mixture(model, x, space, num_components=2, num_steps=3):
@@ -204,7 +211,7 @@ class Proposal:
 def proposal_log_weights(model, x, space, proposal, num_samples, chunk_size=None, return_draws=False):
     """``(num_samples, N)`` log-weights ``log p(x, z) - log r(z | x)``, ``z ~ r``, in chunks of samples
     (with ``return_draws``, also the draws ``z`` ``(num_samples, N, dim)``)."""
-    size = chunk_size or max(1, CHUNK_ELEMENTS // max(x.shape[0], 1))
+    size = chunk_samples(model, x.shape[0], chunk_size)
     out, draws = [], []
     for start in range(0, num_samples, size):
         z = proposal.sample(min(size, num_samples - start))

@@ -118,7 +118,7 @@ def evaluate_run(run_dir, num_samples=None, split=None, device="cpu", batch_size
     pyro.set_rng_seed(seed)
     own = {k: v for k, v in counts.items() if k in COUNTS[estimator]}
     if log is not None and estimator == "ais":
-        log(_ais_work("AIS", data.num_datapoints, counts))
+        log(ais_work("AIS", data.num_datapoints, counts))
     estimate = estimate_log_likelihood(model, guide, data.x, estimator, batch_size=batch_size,
                                        progress=progress if estimator == "ais" else progress is True, **own)
     result = {"estimator": estimator, **estimate.summary()}
@@ -130,7 +130,7 @@ def evaluate_run(run_dir, num_samples=None, split=None, device="cpu", batch_size
         result["elbo_num_samples"] = ELBO_SAMPLES
     if bdmc is not None:
         if log is not None:
-            log(_ais_work("BDMC", bdmc, counts, directions=2))
+            log(ais_work("BDMC", bdmc, counts, directions=2))
         bounds = run_bdmc(model, guide, bdmc, data.x, counts["num_steps"], counts["num_chains"],
                           batch_size=min(batch_size, 100), progress=progress).summary()
         result.update({f"bdmc_{k}": v for k, v in bounds.items()})
@@ -157,7 +157,7 @@ def evaluate_run(run_dir, num_samples=None, split=None, device="cpu", batch_size
     return result
 
 
-def _ais_work(name, num_datapoints, counts, directions=1):
+def ais_work(name, num_datapoints, counts, directions=1):
     """The line said before AIS or BDMC starts: the work, counted in gradient evaluations."""
     steps, chains = counts["num_steps"], counts["num_chains"]
     defaults = {k: default_count("ais", k) for k in ("num_leapfrog", "num_adapt_chains")}  # what evaluate runs

@@ -25,12 +25,15 @@ per-datapoint proposal from them, AIS scales its chains by them, responsibilitie
 (torch.Size([5, 3]), torch.Size([5]), torch.Size([5, 3]))
 """
 
+import warnings
+
 import pyro.distributions as dist
 import torch
 from pyro.distributions.transforms import ConditionalAffineAutoregressive
 from pyro.nn import ConditionalAutoRegressiveNN
 from torch import nn
 
+from ..config import MAX_FLOW_LAYERS
 from ..errors import check_positive
 from ..models.priors import positive
 from ..registry import GUIDES
@@ -54,6 +57,12 @@ class FlowNormal(dist.TransformedDistribution):
             z = t(z)
         return z
 
+    def log_prob(self, value):
+        # a mixture of flows (q(z | x) = sum_c q(c | x) q(z | x, c): the amortized and relaxed cluster inferences)
+        # scores one value under every component; Pyro's autoregressive networks do not broadcast it: expand it
+        shape = torch.broadcast_shapes(value.shape, self.batch_shape + self.event_shape)
+        return super().log_prob(value if value.shape == shape else value.expand(shape))
+
     @property
     def mean(self):
         return self._moment_draws().mean(0)
@@ -67,6 +76,26 @@ class FlowNormal(dist.TransformedDistribution):
         return self.stddev ** 2
 
 
+class _MaskedShape(nn.Linear):
+    """A masked linear layer's weight, bias and mask (shapes only: on the meta device)."""
+
+    def __init__(self, in_features, out_features):
+        super().__init__(in_features, out_features)
+        self.register_buffer("mask", torch.empty(out_features, in_features))
+
+
+class _FlowShape(nn.Module):
+    """The tensors of one flow of :class:`IAFHead`, by name and shape, for the meta device, where the memory checks
+    build models (allocating nothing) and Pyro's constructor cannot run (it reads values)."""
+
+    def __init__(self, dim, context_dim, hidden):
+        super().__init__()
+        sizes = [dim + context_dim, *hidden, 2 * dim]
+        self.nn = nn.Module()
+        self.nn.register_buffer("permutation", torch.empty(dim, dtype=torch.long))
+        self.nn.layers = nn.ModuleList(_MaskedShape(a, b) for a, b in zip(sizes, sizes[1:]))
+
+
 class IAFHead(nn.Module):
     """``q(z | x)``: a diagonal Normal of the features, then ``flow_layers`` inverse autoregressive flows
     conditioned on them (module docstring)."""
@@ -76,16 +105,22 @@ class IAFHead(nn.Module):
 
     def __init__(self, in_dim, dim, flow_layers=2):
         super().__init__()
-        check_positive("flow_layers", flow_layers, integer=True)
+        check_positive("flow_layers", flow_layers, integer=True, maximum=MAX_FLOW_LAYERS)
         self.loc = nn.Linear(in_dim, dim)
         self.scale_raw = nn.Linear(in_dim, dim)
         hidden = [max(2 * dim, 32)] * 2
+        if torch.get_default_device().type == "meta":  # a memory check: the tensors' shapes, nothing allocated
+            self.flows = nn.ModuleList(_FlowShape(dim, in_dim, hidden) for _ in range(flow_layers))
+            return
         order = torch.arange(dim)
-        self.flows = nn.ModuleList(
-            ConditionalAffineAutoregressive(
-                ConditionalAutoRegressiveNN(dim, in_dim, hidden, permutation=order if i % 2 == 0 else order.flip(0)),
-                stable=True)
-            for i in range(flow_layers))
+        with warnings.catch_warnings():
+            # one dimension: each flow is an affine map of the context, as Pyro warns; right, if no richer
+            warnings.filterwarnings("ignore", "ConditionalAutoRegressiveNN input_dim = 1", UserWarning)
+            self.flows = nn.ModuleList(
+                ConditionalAffineAutoregressive(
+                    ConditionalAutoRegressiveNN(dim, in_dim, hidden, permutation=order.flip(0) if i % 2 else order),
+                    stable=True)
+                for i in range(flow_layers))
 
     def forward(self, h):
         base = dist.Normal(self.loc(h), positive(self.scale_raw(h))).to_event(1)

@@ -325,7 +325,7 @@ class Trainer:
         if expected is not None and data.data_dim != expected:
             raise DataError(f"the data has {data.data_dim} features but the model expects {expected}; "
                             f"build the model with data_dim={data.data_dim}")
-        if data.num_datapoints < self.model.num_clusters:
+        if data.num_datapoints < self.model.num_clusters and getattr(self.model.prior, "components_are_clusters", True):
             raise DataError(f"{data.num_datapoints} datapoints cannot fill {self.model.num_clusters} clusters; "
                             "use fewer clusters or more data")
         check_shards(self.world, data.num_datapoints, self.config.batch_size)

@@ -16,8 +16,9 @@ from .checkpoint import CHECKPOINT, CONFIG, config_record, load_checkpoint, PRET
     rewrite_metrics, save_checkpoint, save_pretrained
 from .data import check_data_fingerprint, data_fingerprint
 from .folder import RunFolder, check_not_in_use, clear_run_dir, prepare_run_dir, remove_stale_temporaries
-from .preflight import check_compatible, check_data_scale, check_device, check_free_bits_objective, \
-    check_free_bits_site, check_model_size, check_resume_config, check_settings_apply, check_training_state
+from .preflight import check_compatible, check_compatible_config, check_data_scale, check_device, \
+    check_free_bits_objective, check_free_bits_site, check_model_size, check_resume_config, check_settings_apply, \
+    check_step_memory, check_training_state
 from .storage import storage_error, write_json
 
 
@@ -49,6 +50,7 @@ def train_run(model_config, train_config, dataset, out, *, data_spec=None, resum
         check_resume_config(out, model_config, train_config)
         check_data_fingerprint(out, dataset, log)
     check_model_size(model_config, train_config.device)
+    check_step_memory(model_config, train_config, dataset.num_datapoints)
     pyro.set_rng_seed(train_config.seed)  # the initial weights are part of the run's result
     model, guide = build(model_config)
     trainer = Trainer(model, guide, train_config, pretrain_epochs=MODELS[model_config.model].pretrain_epochs,
@@ -186,6 +188,7 @@ def load_run(run_dir, device="cpu", *, trust_plugins=False):
     check_device(device)
     check_model_size(model_config, device, run_dir=run_dir)  # an edited config.json may ask for terabytes
     state = load_checkpoint(run_dir)
+    check_compatible_config(state, model_config, run_dir)  # before the model's tensors are allocated, where it can
     model, guide = build(model_config)
     check_compatible(state, model, guide, run_dir)
     model.load_state_dict(state["model"])
