@@ -420,6 +420,8 @@ class Trainer:
             loss, constraint = self.train_epoch(binarize_epoch(values, self.config.seed, self.epoch) if dynamic
                                                 else data.x)
             row = {"epoch": self.epoch, "elbo": -loss, "lr": self.epoch_lr}
+            if self.kl_warmup is not None:  # below 1, "elbo" is the objective with the KL scaled by it
+                row["kl_beta"] = self.kl_warmup.beta
             if constraint is not None:  # elbo without the constraint; objective is what was optimised
                 kl, correction = constraint
                 row.update(elbo=-loss + correction, objective=-loss, free_bits_kl=kl)

@@ -78,8 +78,9 @@ def test_the_warmup_schedule_rises_linearly_per_step():
     seen = []
     step = trainer._step
     trainer._step = lambda xb: (seen.append(trainer.kl_warmup.beta), step(xb))[1]
-    trainer.fit(from_tensor(torch.randn(20, DATA_DIM), likelihood="normal"))
+    history = trainer.fit(from_tensor(torch.randn(20, DATA_DIM), likelihood="normal"))
     assert seen == [0.0, 0.125, 0.25, 0.375] and not trainer.jit
+    assert [row["kl_beta"] for row in history] == [0.125, 0.375]  # the last step's beta of each epoch
 
 
 class _Penalised(torch.nn.Module):
