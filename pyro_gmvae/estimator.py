@@ -93,32 +93,31 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
                  num_pseudo_inputs=None, flow_layers=None,
                  # TrainConfig's fields (defaults.TRAIN_FIELDS)
                  epochs=None, batch_size=None, lr=None, lr_decay=None, lr_decay_every=None, min_lr=None,
-                 adam_eps=None, num_particles=None, objective=None, kl_warmup_epochs=None, jit=None, seed=None, pretrain_epochs=None, pretrain_lr=None,
-                 pretrain_recipe=None, pretrain_batch_size=None, init=None, umap_epochs=None, umap_neighbors=None,
-                 init_guide_scale=None,
-                 init_warmup_epochs=None, init_warmup_label_weight=None, free_bits=None, free_bits_site=None, free_bits_group=None,
-                 temperature_start=None, temperature_end=None, temperature_decay=None, device=None,
-                 compute_dtype=None, binarize=None):
+                 adam_eps=None, num_particles=None, objective=None, kl_warmup_epochs=None, jit=None, seed=None,
+                 pretrain_epochs=None, pretrain_lr=None, pretrain_recipe=None, pretrain_batch_size=None, init=None,
+                 umap_epochs=None, umap_neighbors=None, init_guide_scale=None, init_warmup_epochs=None,
+                 init_warmup_label_weight=None, free_bits=None, free_bits_site=None, free_bits_group=None,
+                 temperature_start=None, temperature_end=None, temperature_decay=None, device=None, compute_dtype=None,
+                 binarize=None):
         self.model, self.num_clusters, self.dataset, self.preset = model, num_clusters, dataset, preset
         self.run_dir, self.progress = run_dir, progress
         self.tensorboard, self.callbacks = tensorboard, callbacks
         self.num_super_clusters, self.latent_dim, self.noise_dim = num_super_clusters, latent_dim, noise_dim
         self.prior_hidden_dim, self.prior, self.guide, self.likelihood = prior_hidden_dim, prior, guide, likelihood
         self.network, self.fixed_weights, self.cluster_inference = network, fixed_weights, cluster_inference
-        self.num_pseudo_inputs, self.objective, self.kl_warmup_epochs = num_pseudo_inputs, objective, kl_warmup_epochs
-        self.flow_layers = flow_layers
+        self.num_pseudo_inputs, self.flow_layers = num_pseudo_inputs, flow_layers
+        self.objective, self.kl_warmup_epochs = objective, kl_warmup_epochs
         self.epochs, self.batch_size, self.lr, self.lr_decay = epochs, batch_size, lr, lr_decay
         self.lr_decay_every, self.min_lr, self.adam_eps = lr_decay_every, min_lr, adam_eps
         self.num_particles, self.jit, self.seed = num_particles, jit, seed
         self.pretrain_epochs, self.pretrain_lr, self.pretrain_recipe = pretrain_epochs, pretrain_lr, pretrain_recipe
         self.pretrain_batch_size, self.init, self.init_guide_scale = pretrain_batch_size, init, init_guide_scale
         self.umap_epochs, self.umap_neighbors = umap_epochs, umap_neighbors
-        self.init_warmup_epochs, self.free_bits = init_warmup_epochs, free_bits
-        self.init_warmup_label_weight = init_warmup_label_weight
+        self.init_warmup_epochs, self.init_warmup_label_weight = init_warmup_epochs, init_warmup_label_weight
         self.free_bits_site, self.free_bits_group = free_bits_site, free_bits_group
         self.temperature_start, self.temperature_end = temperature_start, temperature_end
         self.temperature_decay, self.device, self.compute_dtype = temperature_decay, device, compute_dtype
-        self.binarize = binarize
+        self.binarize, self.free_bits = binarize, free_bits
 
     # -- fitting ------------------------------------------------------------------------------------
     def fit(self, X, y=None, *, overwrite=False, data_spec=None):
@@ -133,7 +132,6 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             from .tracking import TensorBoardCallback
 
             callbacks.append(TensorBoardCallback(self.tensorboard, what="tensorboard="))
-
         if self.dataset is not None:  # a name that picks no defaults would be a silent no-op
             check_choice("dataset", self.dataset, DATASETS)
         data = self._training_data(X, y)
@@ -202,7 +200,6 @@ class GMVAEClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
     def _read_back(self, trainer, run_dir):
         """Hold the run folder's contents (the checkpoint, the pretrained weights, config.json's record,
         the metrics) in memory, so that neither pickling nor a removed folder loses the model."""
-
         model_config, train_config, data_spec = read_config(run_dir)
         pretrained = load_checkpoint(run_dir / PRETRAINED) if (run_dir / PRETRAINED).exists() else None
         self._set_model(trainer.model, trainer.guide, load_checkpoint(run_dir), pretrained,

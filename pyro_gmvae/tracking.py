@@ -81,8 +81,8 @@ class TensorBoardCallback(Callback):
         self.writer = None
 
     def _add_figures(self, trainer, history):
-        from . import plots
         from .curves import curves_figure
+        from .latent_view import latent_figure
 
         if history:
             self.writer.add_figure("curves", curves_figure(history, trainer.pretrain_report), trainer.epoch)
@@ -90,4 +90,4 @@ class TensorBoardCallback(Callback):
             param = next(iter(trainer.model.parameters()))
             data = dataclasses.replace(self.data, x=self.data.x.to(device=param.device, dtype=param.dtype),
                                        y=None if self.data.y is None else self.data.y.to(param.device))
-            self.writer.add_figure("latent", plots.latent_figure(trainer.model, trainer.guide, data), trainer.epoch)
+            self.writer.add_figure("latent", latent_figure(trainer.model, trainer.guide, data), trainer.epoch)
