@@ -25,6 +25,7 @@ per-datapoint proposal from them, AIS scales its chains by them, responsibilitie
 (torch.Size([5, 3]), torch.Size([5]), torch.Size([5, 3]))
 """
 
+import functools
 import warnings
 
 import pyro.distributions as dist
@@ -47,7 +48,8 @@ MOMENT_SEED = 20161215
 class FlowNormal(dist.TransformedDistribution):
     """A Normal pushed through conditioned flows, with Monte-Carlo ``mean`` and ``stddev`` (module docstring)."""
 
-    def _moment_draws(self):
+    @functools.cached_property
+    def _moment_draws(self):  # once per distribution: mean and stddev read the same draws
         base = self.base_dist
         generator = torch.Generator(device="cpu").manual_seed(MOMENT_SEED)
         shape = (MOMENT_DRAWS,) + tuple(base.batch_shape) + tuple(base.event_shape)
@@ -65,11 +67,11 @@ class FlowNormal(dist.TransformedDistribution):
 
     @property
     def mean(self):
-        return self._moment_draws().mean(0)
+        return self._moment_draws.mean(0)
 
     @property
     def stddev(self):
-        return self._moment_draws().std(0)
+        return self._moment_draws.std(0)
 
     @property
     def variance(self):

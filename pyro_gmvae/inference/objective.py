@@ -131,9 +131,14 @@ def training_objective(config, strategy, train_model, jit=False):
     return elbo, train_model, train_guide, warmup
 
 
+def training_terms(modules):
+    """The modules (and submodules) of ``modules`` that define ``training_loss(x)``."""
+    return [m for module in modules for m in module.modules() if hasattr(m, "training_loss")]
+
+
 def training_loss(modules, x):
     """The sum of ``m.training_loss(x)`` over the modules (and their submodules) that define it, or None."""
-    terms = [m.training_loss(x) for module in modules for m in module.modules() if hasattr(m, "training_loss")]
+    terms = [m.training_loss(x) for m in training_terms(modules)]
     return sum(terms[1:], terms[0]) if terms else None
 
 
@@ -151,10 +156,11 @@ class Objective(ELBOModule):
         self.train_model = model if train_model is None else train_model
         self.train_guide = guide if train_guide is None else train_guide
         self.scale = scale
+        # found once, not at every step (a plain list: the modules are registered already, as model's or guide's)
+        self.__dict__["_terms"] = training_terms((model, guide))
 
     def forward(self, x):
         loss = self.elbo.differentiable_loss(self.train_model, self.train_guide, x)
-        extra = training_loss((self.model, self.guide), x)
-        if extra is not None:
-            loss = loss + extra
+        for module in self._terms:
+            loss = loss + module.training_loss(x)
         return loss if self.scale == 1 else loss * self.scale
